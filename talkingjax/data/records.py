@@ -1,0 +1,140 @@
+"""On-disk record format of a head-motion dataset, and loading it.
+
+Layout of a dataset directory::
+
+    <root>/manifest.json          {"format": "talkingjax.headmotion/1", "clips": [entry, ...]}
+    <root>/clips/<clip_id>.npz    one file per clip
+
+Each manifest entry holds `clip_id`, `video_id`, `speaker_id`, `fps`, `num_frames`, `split`
+("train", "test", ...) and `file` (path relative to root). Each clip file holds:
+
+- `pose`  float32 [T, 6] at the clip's own fps: Euler angles (x = pitch, y = yaw, z = roll,
+  radians, the 257-d coefficient convention) then translation (x, y, z).
+- `mfcc`  float32 [N, 13] rows of `talkingjax.audio.speech_features` of the clip's audio
+  (100 Hz, padded as `talkingjax.audio.window_starts` expects).
+- `fps`   float scalar.
+- `style` float32 [S] (optional) the true motion style parameters of a synthetic clip.
+
+A *video* (`video_id`) may be split into several clips; triplet sampling treats all clips of
+one video as one source of windows (two windows of one video vs one of another, paper Eq. 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from talkingjax import audio
+from talkingjax.errors import InputError
+
+FORMAT = "talkingjax.headmotion/1"
+POSE_DIM = 6
+MIN_CLIP_SECONDS = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Clip:
+    """One talking clip: head pose at its own fps plus the MFCC rows of its audio."""
+
+    clip_id: str
+    video_id: str
+    speaker_id: str
+    fps: float
+    pose: np.ndarray  # [T, 6]
+    mfcc: np.ndarray  # [N, 13]
+    split: str = "train"
+    style: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.pose.shape[0])
+
+    @property
+    def seconds(self) -> float:
+        return self.num_frames / self.fps
+
+
+def check_pose(pose: np.ndarray, fps: float, name: str = "pose clip",
+               min_seconds: float = MIN_CLIP_SECONDS) -> np.ndarray:
+    """Validates a [T, 6] pose sequence; returns it as float32 or raises `InputError`."""
+    pose = np.asarray(pose)
+    if pose.ndim != 2 or pose.shape[1] != POSE_DIM:
+        raise InputError(f"{name}: pose must be [frames, 6], got shape {pose.shape}")
+    if not np.all(np.isfinite(pose)):
+        bad = np.flatnonzero(~np.all(np.isfinite(pose), axis=1))
+        raise InputError(f"{name}: pose has NaN/inf values at frames {bad[:10].tolist()}")
+    if fps <= 0:
+        raise InputError(f"{name}: fps must be positive, got {fps}")
+    if pose.shape[0] / fps < min_seconds:
+        raise InputError(
+            f"{name}: pose clip is {pose.shape[0] / fps:.2f} s long, at least {min_seconds} s needed"
+        )
+    return pose.astype(np.float32)
+
+
+def resample_pose(pose: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray:
+    """Resamples a [T, 6] pose sequence to another frame rate by linear interpolation in time."""
+    if fps_in == fps_out:
+        return np.asarray(pose, np.float32)
+    n_out = max(int(np.floor(pose.shape[0] * fps_out / fps_in + 1e-6)), 1)
+    t_in = np.arange(pose.shape[0]) / fps_in
+    t_out = np.arange(n_out) / fps_out
+    cols = [np.interp(t_out, t_in, pose[:, j]) for j in range(pose.shape[1])]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+def write_dataset(root: str | os.PathLike, clips: list[Clip]) -> None:
+    """Writes `clips` and the manifest (the manifest last, so a crash leaves no valid dataset)."""
+    root = os.fspath(root)
+    os.makedirs(os.path.join(root, "clips"), exist_ok=True)
+    entries = []
+    for clip in clips:
+        rel = os.path.join("clips", f"{clip.clip_id}.npz")
+        arrays = {"pose": clip.pose.astype(np.float32), "mfcc": clip.mfcc.astype(np.float32),
+                  "fps": np.float32(clip.fps)}
+        if clip.style is not None:
+            arrays["style"] = np.asarray(clip.style, np.float32)
+        np.savez(os.path.join(root, rel), **arrays)
+        entries.append({"clip_id": clip.clip_id, "video_id": clip.video_id,
+                        "speaker_id": clip.speaker_id, "fps": float(clip.fps),
+                        "num_frames": clip.num_frames, "split": clip.split, "file": rel})
+    tmp = os.path.join(root, "manifest.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump({"format": FORMAT, "clips": entries}, f, indent=1)
+    os.replace(tmp, os.path.join(root, "manifest.json"))
+
+
+def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip]:
+    """Loads all clips (or those of one split) of a dataset directory, validating each."""
+    root = os.fspath(root)
+    manifest_path = os.path.join(root, "manifest.json")
+    if not os.path.isfile(manifest_path):
+        raise InputError(f"no head-motion dataset at {root} (missing manifest.json)")
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    if manifest.get("format") != FORMAT:
+        raise InputError(f"{manifest_path}: unknown format {manifest.get('format')!r}")
+    clips = []
+    for e in manifest["clips"]:
+        if split is not None and e["split"] != split:
+            continue
+        path = os.path.join(root, e["file"])
+        try:
+            with np.load(path) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as err:
+            raise InputError(f"cannot read clip {path}: {err}") from None
+        pose = check_pose(arrays["pose"], float(e["fps"]), name=path)
+        mfcc = arrays["mfcc"]
+        if mfcc.ndim != 2 or mfcc.shape[1] != audio.NUM_CEPSTRA or not np.isfinite(mfcc).all():
+            raise InputError(f"{path}: mfcc must be finite [rows, 13], got shape {mfcc.shape}")
+        clips.append(Clip(clip_id=e["clip_id"], video_id=e["video_id"],
+                          speaker_id=e["speaker_id"], fps=float(e["fps"]), pose=pose,
+                          mfcc=mfcc.astype(np.float32), split=e["split"],
+                          style=arrays.get("style")))
+    if not clips:
+        raise InputError(f"{root}: no clips" + (f" in split {split!r}" if split else ""))
+    return clips

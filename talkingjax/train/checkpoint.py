@@ -1,0 +1,76 @@
+"""Orbax checkpointing of a train-state pytree, with resume from the latest step.
+
+Orbax writes each step to a temporary directory and renames it when complete, so a run
+killed mid-save leaves the previous checkpoint intact and the partial one is ignored.
+A workdir also remembers the config it was created with: resuming with a different model
+is refused instead of overwriting that checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import orbax.checkpoint as ocp
+
+from talkingjax.errors import InputError
+
+CONFIG_FILE = "config.json"
+
+
+def manager(workdir: str, keep: int, every: int) -> ocp.CheckpointManager:
+    """A manager saving every `every` steps (and on `force`) and keeping the newest `keep`."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=every,
+                                           cleanup_tmp_directories=True)
+    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
+                                 options=options)
+
+
+def restore_or(mngr: ocp.CheckpointManager, state):
+    """Returns (state, step): the latest checkpoint restored into `state`'s structure, or
+    `state` itself and step 0 when there is none."""
+    step = mngr.latest_step()
+    if step is None:
+        return state, 0
+    return mngr.restore(step, args=ocp.args.StandardRestore(state)), int(step)
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, force: bool = False) -> None:
+    mngr.save(step, args=ocp.args.StandardSave(state), force=force)
+
+
+def check_workdir_config(workdir: str, config_json: str, keys: tuple[str, ...]) -> None:
+    """Records the config in a new workdir; in an existing one, refuses changed `keys`.
+
+    Args:
+      workdir: the run directory.
+      config_json: `config.to_json()` of the run.
+      keys: top-level config fields that must match to resume (e.g. model, data).
+    """
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, CONFIG_FILE)
+    new = json.loads(config_json)
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        changed = [k for k in keys if old.get(k) != new.get(k)]
+        if changed:
+            raise InputError(
+                f"{workdir} holds a run with a different {'/'.join(changed)} config; "
+                "use a new --workdir (its checkpoints are left untouched)"
+            )
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(config_json)
+    os.replace(tmp, path)
+
+
+def load_workdir_config(workdir: str):
+    """The ConfigDict a workdir was trained with."""
+    import ml_collections
+
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise InputError(f"{workdir} is not a training workdir (no {CONFIG_FILE})")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
