@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from talkingjax.errors import InputError
 
@@ -21,6 +21,8 @@ def run(main) -> None:
         _fail(f"bad flag: the config has no field {field!r}")
     except (flags.Error, ValueError) as err:
         _fail(f"bad flag: {str(err).splitlines()[0]}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     try:
         app.run(lambda _: main(argv), argv=argv)
     except InputError as err:

@@ -11,18 +11,22 @@ from ml_collections import config_flags
 from experiments import cli
 from talkingjax.train import head_motion
 
-_CONFIG = config_flags.DEFINE_config_file("config", "experiments/configs/pose.py",
-                                          "Config file, optionally with :variant.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and eval.",
-                               required=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/pose.py", "Config file, optionally with :variant."
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, metrics and eval.", required=True
+)
 
 
 def main(argv):
     del argv
     results = head_motion.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     ours = results["methods"]["ours"]
-    print(f"eval: HS {ours['hs']:.3f}, rotation error {ours['rot_err_deg']:.2f} deg, "
-          f"retrieval {100 * results['retrieval_accuracy']:.1f} %  ->  {_WORKDIR.value}/eval/")
+    print(
+        f"eval: HS {ours['hs']:.3f}, rotation error {ours['rot_err_deg']:.2f} deg, "
+        f"retrieval {100 * results['retrieval_accuracy']:.1f} %  ->  {_WORKDIR.value}/eval/"
+    )
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def load_audio(path: str | os.PathLike, min_seconds: float = MIN_SECONDS) -> np.
 
         try:
             data, sr = soundfile.read(path, dtype="float32", always_2d=True)
-            wave = _resample(data.mean(axis=1), sr)
+            # Checked before resampling, which would fail on NaNs with its own error.
+            wave = _resample(check_audio(data.mean(axis=1), path, min_seconds=0.0), sr)
         except (RuntimeError, soundfile.LibsndfileError):
             wave = None  # fall through to ffmpeg, which reads more variants
     if wave is None:
@@ -199,6 +200,8 @@ def frames_in_features(num_rows: int, fps: float) -> int:
     n = max(int(np.ceil((num_rows - WINDOW_ROWS) * fps / ROWS_PER_SECOND)) + 2, 0)
     while n > 0 and window_starts(n, fps)[-1] + WINDOW_ROWS > num_rows:
         n -= 1
+    while window_starts(n + 1, fps)[-1] + WINDOW_ROWS <= num_rows:
+        n += 1
     return n
 
 

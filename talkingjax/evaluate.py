@@ -21,7 +21,6 @@ import os
 
 import numpy as np
 
-from talkingjax import audio
 from talkingjax.data import records, sampling
 from talkingjax.errors import InputError
 from talkingjax.inference import HeadMotionPredictor
@@ -33,10 +32,15 @@ METHODS = ("ours", "audio_only", "mean_pose", "random_real")
 def _score(pred: np.ndarray, true: np.ndarray, fps: float) -> dict[str, float]:
     hs = pose_metrics.head_similarity(true, pred)
     vel = pose_metrics.velocity_error(pred, true, fps)
-    return {"hs": hs["overall"], "hs_pitch": hs["pitch"], "hs_yaw": hs["yaw"],
-            "hs_roll": hs["roll"], "rot_err_deg": pose_metrics.rotation_error_deg(pred, true),
-            "trans_err": pose_metrics.translation_error(pred, true),
-            "vel_err_deg_s": vel["angular_deg_per_s"]}
+    return {
+        "hs": hs["overall"],
+        "hs_pitch": hs["pitch"],
+        "hs_yaw": hs["yaw"],
+        "hs_roll": hs["roll"],
+        "rot_err_deg": pose_metrics.rotation_error_deg(pred, true),
+        "trans_err": pose_metrics.translation_error(pred, true),
+        "vel_err_deg_s": vel["angular_deg_per_s"],
+    }
 
 
 def _retrieval(predictor, videos, window: int, stride: int) -> float:
@@ -51,8 +55,9 @@ def _retrieval(predictor, videos, window: int, stride: int) -> float:
     return pose_metrics.retrieval_accuracy(patterns, np.array(labels))
 
 
-def evaluate(predictor: HeadMotionPredictor, train_clips, test_clips, eval_cfg,
-             seed: int = 0) -> dict:
+def evaluate(
+    predictor: HeadMotionPredictor, train_clips, test_clips, eval_cfg, seed: int = 0
+) -> dict:
     """Scores every method on every held-out video.
 
     Returns:
@@ -66,11 +71,12 @@ def evaluate(predictor: HeadMotionPredictor, train_clips, test_clips, eval_cfg,
     min_target = int(round(records.MIN_CLIP_SECONDS * fps))
     usable = [v for v in videos if v.pose.shape[0] >= ref + min_target]
     if len(usable) < 2:
-        raise InputError(f"evaluation needs >= 2 held-out videos longer than "
-                         f"{eval_cfg.reference_seconds + records.MIN_CLIP_SECONDS:.0f} s")
+        raise InputError(
+            f"evaluation needs >= 2 held-out videos longer than "
+            f"{eval_cfg.reference_seconds + records.MIN_CLIP_SECONDS:.0f} s"
+        )
     mean_pose = np.concatenate([c.pose for c in train_clips]).mean(axis=0)
     rng = np.random.default_rng(seed)
-    row0 = int(audio.window_starts(1, fps)[0])
     per_video, curves = [], []
     for i, v in enumerate(usable):
         true = v.pose[ref:]
@@ -81,22 +87,47 @@ def evaluate(predictor: HeadMotionPredictor, train_clips, test_clips, eval_cfg,
         feats = v.mfcc[ref * predictor.stride :]
         both = predictor.predict_from_features(feats, np.stack([x, np.zeros_like(x)]), frames)
         other = usable[(i + 1 + rng.integers(len(usable) - 1)) % len(usable)].pose
-        other = np.resize(other, (frames, records.POSE_DIM)) if other.shape[0] < frames \
+        other = (
+            np.resize(other, (frames, records.POSE_DIM))
+            if other.shape[0] < frames
             else other[:frames]
-        preds = {"ours": both[0], "audio_only": both[1],
-                 "mean_pose": np.broadcast_to(mean_pose, true.shape), "random_real": other}
-        per_video.append({"video_id": v.video_id, "frames": frames,
-                          **{m: _score(p, true, fps) for m, p in preds.items()}})
+        )
+        preds = {
+            "ours": both[0],
+            "audio_only": both[1],
+            "mean_pose": np.broadcast_to(mean_pose, true.shape),
+            "random_real": other,
+        }
+        per_video.append(
+            {
+                "video_id": v.video_id,
+                "frames": frames,
+                **{m: _score(p, true, fps) for m, p in preds.items()},
+            }
+        )
         if i < eval_cfg.plot_videos:
-            curves.append({"video_id": v.video_id, "real": true,
-                           "ours": preds["ours"], "audio_only": preds["audio_only"]})
-    methods = {m: {k: float(np.mean([pv[m][k] for pv in per_video]))
-                   for k in per_video[0][m]} for m in METHODS}
+            curves.append(
+                {
+                    "video_id": v.video_id,
+                    "real": true,
+                    "ours": preds["ours"],
+                    "audio_only": preds["audio_only"],
+                }
+            )
+    methods = {
+        m: {k: float(np.mean([pv[m][k] for pv in per_video])) for k in per_video[0][m]}
+        for m in METHODS
+    }
     window = int(round(eval_cfg.retrieval_window_seconds * fps))
     stride = int(round(eval_cfg.retrieval_stride_seconds * fps))
-    return {"methods": methods, "retrieval_accuracy": _retrieval(predictor, videos, window, stride),
-            "num_videos": len(usable), "reference_seconds": eval_cfg.reference_seconds,
-            "videos": per_video, "curves": curves}
+    return {
+        "methods": methods,
+        "retrieval_accuracy": _retrieval(predictor, videos, window, stride),
+        "num_videos": len(usable),
+        "reference_seconds": eval_cfg.reference_seconds,
+        "videos": per_video,
+        "curves": curves,
+    }
 
 
 def markdown_table(results: dict) -> str:
@@ -106,9 +137,11 @@ def markdown_table(results: dict) -> str:
     for m, vals in results["methods"].items():
         lines.append(f"| {m} | " + " | ".join(f"{vals[c]:.3f}" for c in cols) + " |")
     lines.append("")
-    lines.append(f"Pattern retrieval accuracy (nearest window from the same video/style): "
-                 f"{100 * results['retrieval_accuracy']:.1f} % over {results['num_videos']} "
-                 "held-out videos.")
+    lines.append(
+        f"Pattern retrieval accuracy (nearest window from the same video/style): "
+        f"{100 * results['retrieval_accuracy']:.1f} % over {results['num_videos']} "
+        "held-out videos."
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -120,8 +153,11 @@ def plot_curves(curves: list[dict], fps: float, path: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(curves), 3, figsize=(13, 2.6 * len(curves)), squeeze=False)
-    styles = {"real": ("k", "real"), "ours": ("tab:blue", "ours (pattern of reference clip)"),
-              "audio_only": ("tab:orange", "audio only (pattern zeroed)")}
+    styles = {
+        "real": ("k", "real"),
+        "ours": ("tab:blue", "ours (pattern of reference clip)"),
+        "audio_only": ("tab:orange", "audio only (pattern zeroed)"),
+    }
     for r, c in enumerate(curves):
         t = np.arange(c["real"].shape[0]) / fps
         for a, name in enumerate(pose_metrics.AXES):
@@ -141,8 +177,10 @@ def write_results(results: dict, out_dir: str, fps: float) -> None:
     """Writes metrics.json, metrics.md and pose_curves.png into `out_dir` (atomically each)."""
     os.makedirs(out_dir, exist_ok=True)
     summary = {k: v for k, v in results.items() if k != "curves"}
-    for name, text in (("metrics.json", json.dumps(summary, indent=1)),
-                       ("metrics.md", markdown_table(results))):
+    for name, text in (
+        ("metrics.json", json.dumps(summary, indent=1)),
+        ("metrics.md", markdown_table(results)),
+    ):
         tmp = os.path.join(out_dir, name + ".tmp")
         with open(tmp, "w") as f:
             f.write(text)

@@ -32,8 +32,9 @@ def _bucket(n: int, size: int) -> int:
 class HeadMotionPredictor:
     """A trained E_m + D_m with bucketed, jit-compiled encode and predict calls."""
 
-    def __init__(self, model: HeadMotionModel, variables, fps: float,
-                 bucket_seconds: float = BUCKET_SECONDS):
+    def __init__(
+        self, model: HeadMotionModel, variables, fps: float, bucket_seconds: float = BUCKET_SECONDS
+    ):
         self.model = model
         self.variables = variables
         self.fps = fps
@@ -61,8 +62,9 @@ class HeadMotionPredictor:
 
         state = mngr.restore(step, args=ocp.args.StandardRestore(target))
         mngr.close()
-        return cls(model, {"params": state.params, "batch_stats": state.batch_stats},
-                   config.model.fps)
+        return cls(
+            model, {"params": state.params, "batch_stats": state.batch_stats}, config.model.fps
+        )
 
     def encode_patterns(self, poses: list[np.ndarray], fps: float) -> np.ndarray:
         """Motion behaviour patterns of pose clips.
@@ -86,8 +88,9 @@ class HeadMotionPredictor:
         """Pattern [k] of one [T, 6] pose clip at `fps`."""
         return self.encode_patterns([pose], fps)[0]
 
-    def predict_from_features(self, features: np.ndarray, patterns: np.ndarray,
-                              num_frames: int | None = None) -> np.ndarray:
+    def predict_from_features(
+        self, features: np.ndarray, patterns: np.ndarray, num_frames: int | None = None
+    ) -> np.ndarray:
         """Pose at the model fps from `speech_features` rows.
 
         Args:
@@ -109,17 +112,23 @@ class HeadMotionPredictor:
         if frames < 1 or frames > available:
             raise InputError(f"audio covers {max(available, 0)} frames, {frames} requested")
         padded_frames = _bucket(frames, self.bucket_frames)
-        rows = np.zeros((1, rows_for_frames(padded_frames, self.stride), audio.NUM_CEPSTRA),
-                        np.float32)
+        rows = np.zeros(
+            (1, rows_for_frames(padded_frames, self.stride), audio.NUM_CEPSTRA), np.float32
+        )
         used = min(features.shape[0], rows.shape[1])
         rows[0, :used] = features[:used]
-        pose = self._decode(self.variables, jnp.asarray(rows), jnp.asarray(patterns[None]),
-                            num_frames=jnp.array([frames], jnp.int32))
+        pose = self._decode(
+            self.variables,
+            jnp.asarray(rows),
+            jnp.asarray(patterns[None]),
+            num_frames=jnp.array([frames], jnp.int32),
+        )
         pose = np.asarray(pose[0, :, :frames])
         return pose[0] if single else pose
 
-    def predict_pose(self, wave: np.ndarray, pattern: np.ndarray,
-                     fps: float | None = None) -> np.ndarray:
+    def predict_pose(
+        self, wave: np.ndarray, pattern: np.ndarray, fps: float | None = None
+    ) -> np.ndarray:
         """Pose for 16 kHz speech and a pattern, at `fps` (default: the model's).
 
         Returns:

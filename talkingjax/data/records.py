@@ -57,8 +57,9 @@ class Clip:
         return self.num_frames / self.fps
 
 
-def check_pose(pose: np.ndarray, fps: float, name: str = "pose clip",
-               min_seconds: float = MIN_CLIP_SECONDS) -> np.ndarray:
+def check_pose(
+    pose: np.ndarray, fps: float, name: str = "pose clip", min_seconds: float = MIN_CLIP_SECONDS
+) -> np.ndarray:
     """Validates a [T, 6] pose sequence; returns it as float32 or raises `InputError`."""
     pose = np.asarray(pose)
     if pose.ndim != 2 or pose.shape[1] != POSE_DIM:
@@ -70,7 +71,8 @@ def check_pose(pose: np.ndarray, fps: float, name: str = "pose clip",
         raise InputError(f"{name}: fps must be positive, got {fps}")
     if pose.shape[0] / fps < min_seconds:
         raise InputError(
-            f"{name}: pose clip is {pose.shape[0] / fps:.2f} s long, at least {min_seconds} s needed"
+            f"{name}: pose clip is {pose.shape[0] / fps:.2f} s long, "
+            f"at least {min_seconds} s needed"
         )
     return pose.astype(np.float32)
 
@@ -93,14 +95,25 @@ def write_dataset(root: str | os.PathLike, clips: list[Clip]) -> None:
     entries = []
     for clip in clips:
         rel = os.path.join("clips", f"{clip.clip_id}.npz")
-        arrays = {"pose": clip.pose.astype(np.float32), "mfcc": clip.mfcc.astype(np.float32),
-                  "fps": np.float32(clip.fps)}
+        arrays = {
+            "pose": clip.pose.astype(np.float32),
+            "mfcc": clip.mfcc.astype(np.float32),
+            "fps": np.float32(clip.fps),
+        }
         if clip.style is not None:
             arrays["style"] = np.asarray(clip.style, np.float32)
         np.savez(os.path.join(root, rel), **arrays)
-        entries.append({"clip_id": clip.clip_id, "video_id": clip.video_id,
-                        "speaker_id": clip.speaker_id, "fps": float(clip.fps),
-                        "num_frames": clip.num_frames, "split": clip.split, "file": rel})
+        entries.append(
+            {
+                "clip_id": clip.clip_id,
+                "video_id": clip.video_id,
+                "speaker_id": clip.speaker_id,
+                "fps": float(clip.fps),
+                "num_frames": clip.num_frames,
+                "split": clip.split,
+                "file": rel,
+            }
+        )
     tmp = os.path.join(root, "manifest.json.tmp")
     with open(tmp, "w") as f:
         json.dump({"format": FORMAT, "clips": entries}, f, indent=1)
@@ -131,10 +144,51 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
         mfcc = arrays["mfcc"]
         if mfcc.ndim != 2 or mfcc.shape[1] != audio.NUM_CEPSTRA or not np.isfinite(mfcc).all():
             raise InputError(f"{path}: mfcc must be finite [rows, 13], got shape {mfcc.shape}")
-        clips.append(Clip(clip_id=e["clip_id"], video_id=e["video_id"],
-                          speaker_id=e["speaker_id"], fps=float(e["fps"]), pose=pose,
-                          mfcc=mfcc.astype(np.float32), split=e["split"],
-                          style=arrays.get("style")))
+        clips.append(
+            Clip(
+                clip_id=e["clip_id"],
+                video_id=e["video_id"],
+                speaker_id=e["speaker_id"],
+                fps=float(e["fps"]),
+                pose=pose,
+                mfcc=mfcc.astype(np.float32),
+                split=e["split"],
+                style=arrays.get("style"),
+            )
+        )
     if not clips:
         raise InputError(f"{root}: no clips" + (f" in split {split!r}" if split else ""))
     return clips
+
+
+def load_pose_file(path: str | os.PathLike, fps: float | None = None) -> tuple[np.ndarray, float]:
+    """Reads a pose clip for inference: `.npy` [T, 6], a clip `.npz` of this format (its own
+    fps), or a 257-d coefficient `.mat`. Returns (validated pose, fps).
+
+    Args:
+      path: the file.
+      fps: frame rate of `.npy`/`.mat` poses (required for those; `.npz` clips carry theirs).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"pose file not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".mat":
+        from talkingjax.data import coeff257
+
+        pose = coeff257.load_coeff_pose(path)
+    elif ext in (".npy", ".npz"):
+        try:
+            loaded = np.load(path)
+            if ext == ".npz":
+                with loaded as z:
+                    pose, fps = z["pose"], float(z["fps"])
+            else:
+                pose = loaded
+        except (OSError, ValueError, KeyError) as err:
+            raise InputError(f"cannot read pose file {path}: {err}") from None
+    else:
+        raise InputError(f"{path}: pose files must be .npy, .npz or .mat")
+    if fps is None:
+        raise InputError(f"{path}: give the frame rate of this pose file (--reference_fps)")
+    return check_pose(pose, fps, name=path), fps

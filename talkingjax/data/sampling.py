@@ -92,8 +92,11 @@ class TripletSampler:
             n_clips = self._by_id[self._ids[n_id]]
             vn, sn = self._window(rng, n_clips[rng.integers(len(n_clips))])
             w = self.window
-            poses.append(np.stack([va.pose[sa : sa + w], vp.pose[sp : sp + w],
-                                   vn.pose[sn : sn + w]]))
+            poses.append(
+                np.stack([va.pose[sa : sa + w], vp.pose[sp : sp + w], vn.pose[sn : sn + w]])
+            )
             mfccs.append(self._rows(va, sa))
-        return {"pose": np.stack(poses).astype(np.float32),
-                "mfcc": np.stack(mfccs).astype(np.float32)}
+        return {
+            "pose": np.stack(poses).astype(np.float32),
+            "mfcc": np.stack(mfccs).astype(np.float32),
+        }

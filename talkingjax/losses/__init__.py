@@ -22,5 +22,15 @@ eq3 = pose_reconstruction
 eq4 = pose_smoothness
 eq5 = pose_contrastive
 
-__all__ = ["eq1", "eq2", "eq3", "eq4", "eq5", "head_motion_objective", "pattern_contrastive",
-           "pose_contrastive", "pose_reconstruction", "pose_smoothness"]
+__all__ = [
+    "eq1",
+    "eq2",
+    "eq3",
+    "eq4",
+    "eq5",
+    "head_motion_objective",
+    "pattern_contrastive",
+    "pose_contrastive",
+    "pose_reconstruction",
+    "pose_smoothness",
+]

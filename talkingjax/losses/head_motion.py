@@ -1,9 +1,11 @@
 """Paper 000, Eq. 1-5: the losses of the head motion encoder E_m and decoder D_m.
 
-Reductions are explicit in every docstring: the paper writes expectations, which become means
-over the batch (and over frames where it writes E_t); ||.|| is the Euclidean norm of the whole
-vector (a 16-d pattern in Eq. 1, a flattened T x 6 pose sequence in Eq. 5), so the margins
-tau = tau2 = 2 keep the meaning they have in the reference.
+Reductions are explicit in every docstring and follow the equations literally: an expectation
+over samples (E_(a, y)) is a mean over the batch; E_t (Eq. 4 only) is a mean over frames; a
+squared sequence difference (Eq. 3, 5) is summed over the whole T x D sequence, as ||.|| is the
+Euclidean norm of the whole vector (a 16-d pattern in Eq. 1, a flattened T x 6 sequence in
+Eq. 5). This keeps the margins tau = tau2 = 2 meaningful and puts Eq. 3 and Eq. 5 on one scale,
+which the weights of Eq. 2 (5, 1, 1) assume.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ def _contrastive(anchor, positive, negative, margin):
     return jnp.mean(d_pos + jnp.square(jnp.maximum(margin - d_neg, 0.0)))
 
 
-def pattern_contrastive(x1: jnp.ndarray, x2: jnp.ndarray, x3: jnp.ndarray,
-                        tau: float = TAU) -> jnp.ndarray:
+def pattern_contrastive(
+    x1: jnp.ndarray, x2: jnp.ndarray, x3: jnp.ndarray, tau: float = TAU
+) -> jnp.ndarray:
     """Eq. 1: L_contra(E_m).
 
     Args:
@@ -51,13 +54,13 @@ def pose_reconstruction(pred: jnp.ndarray, target: jnp.ndarray) -> jnp.ndarray:
       pred, target: [..., T, 6] Euler angles (rad, x/y/z) + translation.
 
     Returns:
-      scalar: mean over all frames of the MSE of the 9 rotation-matrix entries plus the MSE
-      of the 3 translation values. Matrices avoid Euler wrap-around and weight the axes by
-      how much they actually move the head.
+      scalar: mean over the leading (batch) axes of the squared error summed over frames, the
+      9 rotation-matrix entries and the 3 translation values. Matrices avoid Euler wrap-around
+      and weight the axes by how much they actually move the head.
     """
-    rot = jnp.mean(jnp.square(euler_to_rotation(pred[..., :3]) - euler_to_rotation(target[..., :3])))
-    trans = jnp.mean(jnp.square(pred[..., 3:] - target[..., 3:]))
-    return rot + trans
+    rot = jnp.square(euler_to_rotation(pred[..., :3]) - euler_to_rotation(target[..., :3]))
+    trans = jnp.square(pred[..., 3:] - target[..., 3:])
+    return jnp.mean(jnp.sum(rot, axis=(-3, -2, -1)) + jnp.sum(trans, axis=(-2, -1)))
 
 
 def pose_smoothness(pred: jnp.ndarray) -> jnp.ndarray:
@@ -75,8 +78,9 @@ def pose_smoothness(pred: jnp.ndarray) -> jnp.ndarray:
     return jnp.mean(jnp.sum(jnp.square(first), -1)) + jnp.mean(jnp.sum(jnp.square(second), -1))
 
 
-def pose_contrastive(y1: jnp.ndarray, y2: jnp.ndarray, y3: jnp.ndarray,
-                     tau2: float = TAU2) -> jnp.ndarray:
+def pose_contrastive(
+    y1: jnp.ndarray, y2: jnp.ndarray, y3: jnp.ndarray, tau2: float = TAU2
+) -> jnp.ndarray:
     """Eq. 5: L_contra2(E_m, D_m), the same audio decoded with three patterns.
 
     Args:
@@ -90,7 +94,14 @@ def pose_contrastive(y1: jnp.ndarray, y2: jnp.ndarray, y3: jnp.ndarray,
     return _contrastive(y1, y2, y3, tau2)
 
 
-def head_motion_objective(recon, smooth, contra, contra2, lambda_p1: float = LAMBDA_P1,
-                          lambda_p2: float = LAMBDA_P2, lambda_p3: float = LAMBDA_P3):
+def head_motion_objective(
+    recon,
+    smooth,
+    contra,
+    contra2,
+    lambda_p1: float = LAMBDA_P1,
+    lambda_p2: float = LAMBDA_P2,
+    lambda_p3: float = LAMBDA_P3,
+):
     """Eq. 2: L = L_recon + lambda_p1 L_smooth + lambda_p2 L_contra + lambda_p3 L_contra2."""
     return recon + lambda_p1 * smooth + lambda_p2 * contra + lambda_p3 * contra2

@@ -9,5 +9,11 @@ from talkingjax.models.head_motion import (
 )
 from talkingjax.models.layers import StackedLSTM
 
-__all__ = ["HeadMotionModel", "MotionEncoder", "PoseDecoder", "StackedLSTM", "build_model",
-           "rows_for_frames"]
+__all__ = [
+    "HeadMotionModel",
+    "MotionEncoder",
+    "PoseDecoder",
+    "StackedLSTM",
+    "build_model",
+    "rows_for_frames",
+]

@@ -78,12 +78,22 @@ class PoseDecoder(nn.Module):
 
     def setup(self):
         self.lstm = StackedLSTM(self.hidden, self.num_layers)
-        self.window_conv = nn.Conv(self.window_features, (audio.WINDOW_ROWS,),
-                                   strides=(self.rows_per_frame,), padding="VALID")
-        self.head_convs = [nn.Conv(w, (3,), padding="SAME") for w in self.head_features]
+        self.window_conv = nn.Conv(
+            self.window_features,
+            (audio.WINDOW_ROWS,),
+            strides=(self.rows_per_frame,),
+            padding="VALID",
+        )
+        # The first head conv sees concat(audio features, x). It is stored as two kernels,
+        # one per part of the concatenation (the same linear map), so that the large audio
+        # part runs once per audio instead of once per pattern (Eq. 5 uses three).
+        self.head_in_audio = nn.Conv(self.head_features[0], (3,), padding="SAME", use_bias=False)
+        self.head_in_pattern = nn.Conv(self.head_features[0], (3,), padding="SAME")
+        self.head_convs = [nn.Conv(w, (3,), padding="SAME") for w in self.head_features[1:]]
         if self.norm == "batch":
-            self.head_norms = [nn.BatchNorm(momentum=0.9, axis_name=self.bn_axis_name)
-                               for _ in self.head_features]
+            self.head_norms = [
+                nn.BatchNorm(momentum=0.9, axis_name=self.bn_axis_name) for _ in self.head_features
+            ]
         elif self.norm != "none":
             raise ValueError(f"unknown norm {self.norm!r}; expected 'batch' or 'none'")
         self.out = nn.Conv(self.pose_dim, (1,))
@@ -97,8 +107,13 @@ class PoseDecoder(nn.Module):
         seq, _ = self.lstm(mfcc)
         return self.window_conv(seq)
 
-    def head(self, feats: jnp.ndarray, pattern: jnp.ndarray, train: bool = False,
-             num_frames: jnp.ndarray | None = None) -> jnp.ndarray:
+    def head(
+        self,
+        feats: jnp.ndarray,
+        pattern: jnp.ndarray,
+        train: bool = False,
+        num_frames: jnp.ndarray | None = None,
+    ) -> jnp.ndarray:
         """Per-frame features + pattern(s) -> pose.
 
         Args:
@@ -116,17 +131,19 @@ class PoseDecoder(nn.Module):
             pattern = pattern[:, None]
         b, p, k = pattern.shape
         frames = feats.shape[1]
-        h = jnp.concatenate([
-            jnp.broadcast_to(feats[:, None], (b, p, frames, feats.shape[-1])),
-            jnp.broadcast_to(pattern[:, :, None], (b, p, frames, k)),
-        ], axis=-1).reshape(b * p, frames, -1)
+        pattern = jnp.broadcast_to(pattern[:, :, None], (b, p, frames, k)).reshape(b * p, frames, k)
         valid = None
         if num_frames is not None:
-            valid = (jnp.arange(frames)[None] < jnp.repeat(num_frames, p)[:, None])[..., None]
-        for i, conv in enumerate(self.head_convs):
-            if valid is not None:
-                h = jnp.where(valid, h, 0.0)
-            h = conv(h)
+            valid = (jnp.arange(frames)[None] < num_frames[:, None])[..., None]  # [B, F, 1]
+            feats = jnp.where(valid, feats, 0.0)
+            valid = jnp.repeat(valid, p, axis=0)
+            pattern = jnp.where(valid, pattern, 0.0)
+        h = jnp.repeat(self.head_in_audio(feats), p, axis=0) + self.head_in_pattern(pattern)
+        for i, conv in enumerate([None, *self.head_convs]):
+            if conv is not None:
+                if valid is not None:
+                    h = jnp.where(valid, h, 0.0)
+                h = conv(h)
             if self.norm == "batch":
                 h = self.head_norms[i](h, use_running_average=not train)
             h = nn.relu(h)
@@ -164,11 +181,19 @@ def build_model(cfg) -> HeadMotionModel:
     rows_per_frame = audio.ROWS_PER_SECOND / cfg.fps
     if abs(rows_per_frame - round(rows_per_frame)) > 1e-9:
         raise ValueError(f"model fps must divide {audio.ROWS_PER_SECOND}, got {cfg.fps}")
-    encoder = MotionEncoder(hidden=cfg.encoder_hidden, num_layers=cfg.encoder_layers,
-                            mlp_features=tuple(cfg.encoder_mlp), pattern_dim=cfg.pattern_dim)
-    decoder = PoseDecoder(hidden=cfg.decoder_hidden, num_layers=cfg.decoder_layers,
-                          window_features=cfg.window_features,
-                          head_features=tuple(cfg.head_features),
-                          rows_per_frame=int(round(rows_per_frame)), norm=cfg.norm,
-                          bn_axis_name=cfg.get("bn_axis_name"))
+    encoder = MotionEncoder(
+        hidden=cfg.encoder_hidden,
+        num_layers=cfg.encoder_layers,
+        mlp_features=tuple(cfg.encoder_mlp),
+        pattern_dim=cfg.pattern_dim,
+    )
+    decoder = PoseDecoder(
+        hidden=cfg.decoder_hidden,
+        num_layers=cfg.decoder_layers,
+        window_features=cfg.window_features,
+        head_features=tuple(cfg.head_features),
+        rows_per_frame=int(round(rows_per_frame)),
+        norm=cfg.norm,
+        bn_axis_name=cfg.get("bn_axis_name"),
+    )
     return HeadMotionModel(encoder=encoder, decoder=decoder)

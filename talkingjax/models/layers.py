@@ -45,10 +45,12 @@ class StackedLSTM(nn.Module):
         finals = []
         h_seq = x
         for layer in range(self.num_layers):
-            w_ih = self.param(f"w_ih_{layer}", nn.initializers.lecun_normal(),
-                              (h_seq.shape[-1], 4 * self.hidden))
-            w_hh = self.param(f"w_hh_{layer}", nn.initializers.orthogonal(),
-                              (self.hidden, 4 * self.hidden))
+            w_ih = self.param(
+                f"w_ih_{layer}", nn.initializers.lecun_normal(), (h_seq.shape[-1], 4 * self.hidden)
+            )
+            w_hh = self.param(
+                f"w_hh_{layer}", nn.initializers.orthogonal(), (self.hidden, 4 * self.hidden)
+            )
             # A forget-gate bias of 1 keeps early gradients flowing over long (1200-step) inputs.
             bias_init = jnp.zeros((4 * self.hidden,)).at[self.hidden : 2 * self.hidden].set(1.0)
             b = self.param(f"b_{layer}", lambda *_, v=bias_init: v)

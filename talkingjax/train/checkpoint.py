@@ -20,10 +20,12 @@ CONFIG_FILE = "config.json"
 
 def manager(workdir: str, keep: int, every: int) -> ocp.CheckpointManager:
     """A manager saving every `every` steps (and on `force`) and keeping the newest `keep`."""
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, save_interval_steps=every,
-                                           cleanup_tmp_directories=True)
-    return ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"),
-                                 options=options)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, save_interval_steps=every, cleanup_tmp_directories=True
+    )
+    return ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
+    )
 
 
 def restore_or(mngr: ocp.CheckpointManager, state):

@@ -44,8 +44,10 @@ class TrainState:
 
 
 def make_optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
-    # Both phases use this same chain, so their states share one structure (one checkpoint).
-    return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(lr))
+    """Adam (the paper's optimizer), optionally after global-norm clipping (grad_clip > 0)."""
+    # Both phases use the same chain, so their states share one structure (one checkpoint).
+    clip = optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity()
+    return optax.chain(clip, optax.adam(lr))
 
 
 def window_frames(config) -> int:
@@ -56,12 +58,18 @@ def init_state(model: HeadMotionModel, config, optimizer) -> TrainState:
     """Initial parameters from `fold_in(key(seed), 0)`, and the optimizer state."""
     frames = window_frames(config)
     rows = rows_for_frames(frames, model.decoder.rows_per_frame)
-    variables = model.init(jax.random.fold_in(jax.random.key(config.seed), 0),
-                           jnp.zeros((1, frames, records.POSE_DIM)), jnp.zeros((1, rows, 13)))
+    variables = model.init(
+        jax.random.fold_in(jax.random.key(config.seed), 0),
+        jnp.zeros((1, frames, records.POSE_DIM)),
+        jnp.zeros((1, rows, 13)),
+    )
     params = variables["params"]
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                      batch_stats=variables.get("batch_stats", {}),
-                      opt_state=optimizer.init(params))
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=optimizer.init(params),
+    )
 
 
 def _encode_triplets(model, variables, pose):
@@ -87,18 +95,34 @@ def joint_loss(params, batch_stats, batch, model, loss_cfg):
     variables = {"params": params, "batch_stats": batch_stats}
     pose = batch["pose"]
     x = _encode_triplets(model, variables, pose)
-    y, updates = model.apply(variables, batch["mfcc"], x, train=True,
-                             method=HeadMotionModel.decode, mutable=["batch_stats"])
+    y, updates = model.apply(
+        variables,
+        batch["mfcc"],
+        x,
+        train=True,
+        method=HeadMotionModel.decode,
+        mutable=["batch_stats"],
+    )
     recon = losses.pose_reconstruction(y[:, 0], pose[:, 0])
     smooth = losses.pose_smoothness(y[:, 0])
     contra = losses.pattern_contrastive(x[:, 0], x[:, 1], x[:, 2], tau=loss_cfg.tau)
     contra2 = losses.pose_contrastive(y[:, 0], y[:, 1], y[:, 2], tau2=loss_cfg.tau2)
-    total = losses.head_motion_objective(recon, smooth, contra, contra2,
-                                         lambda_p1=loss_cfg.lambda_p1,
-                                         lambda_p2=loss_cfg.lambda_p2,
-                                         lambda_p3=loss_cfg.lambda_p3)
-    metrics = {"loss": total, "recon": recon, "smooth": smooth, "contra": contra,
-               "contra2": contra2}
+    total = losses.head_motion_objective(
+        recon,
+        smooth,
+        contra,
+        contra2,
+        lambda_p1=loss_cfg.lambda_p1,
+        lambda_p2=loss_cfg.lambda_p2,
+        lambda_p3=loss_cfg.lambda_p3,
+    )
+    metrics = {
+        "loss": total,
+        "recon": recon,
+        "smooth": smooth,
+        "contra": contra,
+        "contra2": contra2,
+    }
     return total, (metrics, updates.get("batch_stats", batch_stats))
 
 
@@ -107,8 +131,9 @@ def make_update(loss_fn, model, loss_cfg, optimizer):
 
     def update(state: TrainState, batch):
         grad_fn = jax.grad(loss_fn, has_aux=True)
-        grads, (metrics, batch_stats) = grad_fn(state.params, state.batch_stats, batch, model,
-                                                 loss_cfg)
+        grads, (metrics, batch_stats) = grad_fn(
+            state.params, state.batch_stats, batch, model, loss_cfg
+        )
         grads = jax.lax.pmean(grads, parallel.DATA_AXIS)
         metrics = jax.lax.pmean(metrics, parallel.DATA_AXIS)
         # BatchNorm already averaged its statistics over the axis; pmean makes that explicit
@@ -117,8 +142,9 @@ def make_update(loss_fn, model, loss_cfg, optimizer):
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.global_norm(grads)
-        return state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                             opt_state=opt_state), metrics
+        return state.replace(
+            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+        ), metrics
 
     return update
 
@@ -141,10 +167,14 @@ def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Cl
 
         root = os.path.join(workdir, "synthetic")
         if not os.path.exists(os.path.join(root, "manifest.json")):
-            synthetic.generate_corpus(root, num_videos=config.data.synthetic_videos,
-                                      num_test_videos=config.data.synthetic_test_videos,
-                                      seconds_per_video=config.data.synthetic_seconds,
-                                      fps=config.model.fps, seed=config.seed)
+            synthetic.generate_corpus(
+                root,
+                num_videos=config.data.synthetic_videos,
+                num_test_videos=config.data.synthetic_test_videos,
+                seconds_per_video=config.data.synthetic_seconds,
+                fps=config.model.fps,
+                seed=config.seed,
+            )
     clips = records.load_dataset(root)
     return ([c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"])
 
@@ -169,21 +199,25 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> Tra
     mesh = mesh or parallel.make_mesh()
     train_clips, _ = load_data(config, workdir)
     fps = config.model.fps
-    sampler = sampling.TripletSampler(sampling.prepare_videos(train_clips, fps),
-                                      window_frames(config), fps, seed=config.seed)
+    sampler = sampling.TripletSampler(
+        sampling.prepare_videos(train_clips, fps), window_frames(config), fps, seed=config.seed
+    )
     pre_steps, joint_steps = phase_steps(config, sampler)
     total = pre_steps + joint_steps
     model = build_model(model_config(config))
-    opt = {"pretrain": make_optimizer(config.train.pretrain_lr, config.train.grad_clip),
-           "joint": make_optimizer(config.train.joint_lr, config.train.grad_clip)}
+    opt = {
+        "pretrain": make_optimizer(config.train.pretrain_lr, config.train.grad_clip),
+        "joint": make_optimizer(config.train.joint_lr, config.train.grad_clip),
+    }
     updates = {
         "pretrain": parallel.data_parallel(
-            make_update(pretrain_loss, model, config.loss, opt["pretrain"]), mesh),
+            make_update(pretrain_loss, model, config.loss, opt["pretrain"]), mesh
+        ),
         "joint": parallel.data_parallel(
-            make_update(joint_loss, model, config.loss, opt["joint"]), mesh),
+            make_update(joint_loss, model, config.loss, opt["joint"]), mesh
+        ),
     }
-    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints,
-                              config.train.checkpoint_every)
+    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, config.train.checkpoint_every)
     state, step = checkpoint.restore_or(mngr, init_state(model, config, opt["pretrain"]))
     state = parallel.replicate(state, mesh)
     writer = MetricWriter(workdir, total)
@@ -191,8 +225,9 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> Tra
     while step < end:
         phase = "pretrain" if step < pre_steps else "joint"
         if step == pre_steps:  # phase 2 starts with a fresh Adam, as a separate run would
-            state = state.replace(opt_state=parallel.replicate(opt["joint"].init(state.params),
-                                                               mesh))
+            state = state.replace(
+                opt_state=parallel.replicate(opt["joint"].init(state.params), mesh)
+            )
         batch = parallel.shard_batch(sampler.sample(step, config.train.batch_size), mesh)
         state, metrics = updates[phase](state, batch)
         step += 1

@@ -27,6 +27,9 @@ class MetricWriter:
         self._t, self._last_step = now, step
         with open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
-        shown = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
-                         for k, v in record.items() if k != "step")
+        shown = " ".join(
+            f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in record.items()
+            if k != "step"
+        )
         print(f"step {step}/{self.total} {shown}", file=self.stream, flush=True)

@@ -45,8 +45,10 @@ def shard_batch(batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
     sharding = NamedSharding(mesh, P(DATA_AXIS))
     per_process = lead // jax.process_count()
     lo = jax.process_index() * per_process
-    return {k: jax.make_array_from_process_local_data(sharding, v[lo : lo + per_process], v.shape)
-            for k, v in batch.items()}
+    return {
+        k: jax.make_array_from_process_local_data(sharding, v[lo : lo + per_process], v.shape)
+        for k, v in batch.items()
+    }
 
 
 def data_parallel(per_device_fn: Callable, mesh, donate_state: bool = True) -> Callable:
@@ -55,6 +57,7 @@ def data_parallel(per_device_fn: Callable, mesh, donate_state: bool = True) -> C
     `state` and the returned values are replicated (P()); `batch` is split over `data`.
     `per_device_fn` must `pmean` what it returns over `DATA_AXIS`.
     """
-    mapped = jax.shard_map(per_device_fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)),
-                           out_specs=(P(), P()))
+    mapped = jax.shard_map(
+        per_device_fn, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P())
+    )
     return jax.jit(mapped, donate_argnums=(0,) if donate_state else ())
