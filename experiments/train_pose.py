@@ -17,10 +17,14 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for checkpoints, metrics and eval.", required=True
 )
+_EVAL = flags.DEFINE_bool("eval", True, "Evaluate on the test split after training.")
 
 
 def main(argv):
     del argv
+    if not _EVAL.value:
+        head_motion.train(_CONFIG.value, _WORKDIR.value)
+        return
     results = head_motion.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     ours = results["methods"]["ours"]
     print(

@@ -34,6 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.window_features = 1024
     c.model.head_features = (512, 256)
     c.model.norm = "batch"
+    c.model.pose_scale = 0.1  # networks see pose / 0.1; 1.0 = the reference's raw values
 
     c.loss = ml_collections.ConfigDict()
     c.loss.tau = 2.0

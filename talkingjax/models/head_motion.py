@@ -29,12 +29,14 @@ class MotionEncoder(nn.Module):
       num_layers: LSTM depth (reference 3).
       mlp_features: hidden MLP widths (reference 256-128-64-32).
       pattern_dim: k, the size of the motion behaviour pattern (paper: 16).
+      pose_scale: poses are divided by this on the way in (see `PoseDecoder`).
     """
 
     hidden: int = 256
     num_layers: int = 3
     mlp_features: Sequence[int] = (256, 128, 64, 32)
     pattern_dim: int = 16
+    pose_scale: float = 0.1
 
     @nn.compact
     def __call__(self, pose: jnp.ndarray, lengths: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -47,6 +49,7 @@ class MotionEncoder(nn.Module):
         Returns:
           [B, pattern_dim] motion behaviour patterns.
         """
+        pose = pose / self.pose_scale
         _, finals = StackedLSTM(self.hidden, self.num_layers, name="lstm")(pose, lengths)
         h = jnp.concatenate([t for hc in finals for t in hc], axis=-1)  # [B, 2 * layers * hidden]
         for i, width in enumerate(self.mlp_features):
@@ -65,6 +68,10 @@ class PoseDecoder(nn.Module):
       pose_dim: 6.
       norm: "batch" (reference) or "none".
       bn_axis_name: mesh axis over which batch statistics are averaged in data-parallel training.
+      pose_scale: the network predicts pose / pose_scale. Head poses spread over ~0.1 rad
+        (6 deg) and ~0.1 translation units; predicting (and encoding) unit-scale values lets
+        the default initialisation and Adam's step sizes fit them within a few hundred steps.
+        1.0 is the reference's raw parameterisation.
     """
 
     hidden: int = 256
@@ -75,6 +82,7 @@ class PoseDecoder(nn.Module):
     pose_dim: int = 6
     norm: str = "batch"
     bn_axis_name: str | None = None
+    pose_scale: float = 0.1
 
     def setup(self):
         self.lstm = StackedLSTM(self.hidden, self.num_layers)
@@ -147,7 +155,7 @@ class PoseDecoder(nn.Module):
             if self.norm == "batch":
                 h = self.head_norms[i](h, use_running_average=not train)
             h = nn.relu(h)
-        y = self.out(h).reshape(b, p, frames, self.pose_dim)
+        y = self.out(h).reshape(b, p, frames, self.pose_dim) * self.pose_scale
         return y if multi else y[:, 0]
 
     def __call__(self, mfcc, pattern, train: bool = False, num_frames=None):

@@ -130,10 +130,12 @@ def make_update(loss_fn, model, loss_cfg, optimizer):
     """The per-device update `(state, local_batch) -> (state, metrics)` for `loss_fn`."""
 
     def update(state: TrainState, batch):
+        # Differentiate a per-device (varying) copy of the replicated parameters: shard_map
+        # would otherwise sum gradients of invariant inputs over devices by itself. Here each
+        # device's gradient is of its own shard's mean loss, averaged explicitly below.
+        params, stats = parallel.per_device((state.params, state.batch_stats))
         grad_fn = jax.grad(loss_fn, has_aux=True)
-        grads, (metrics, batch_stats) = grad_fn(
-            state.params, state.batch_stats, batch, model, loss_cfg
-        )
+        grads, (metrics, batch_stats) = grad_fn(params, stats, batch, model, loss_cfg)
         grads = jax.lax.pmean(grads, parallel.DATA_AXIS)
         metrics = jax.lax.pmean(metrics, parallel.DATA_AXIS)
         # BatchNorm already averaged its statistics over the axis; pmean makes that explicit
@@ -141,7 +143,7 @@ def make_update(loss_fn, model, loss_cfg, optimizer):
         batch_stats = jax.lax.pmean(batch_stats, parallel.DATA_AXIS)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return state.replace(
             step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
         ), metrics

@@ -51,6 +51,15 @@ def shard_batch(batch: dict[str, np.ndarray], mesh) -> dict[str, jax.Array]:
     }
 
 
+def per_device(tree):
+    """Marks replicated values as per-device inside `shard_map` (pmap's view of its inputs).
+
+    Gradients with respect to the result are then each device's own, to be combined with an
+    explicit `lax.pmean`, instead of being summed over devices implicitly.
+    """
+    return jax.tree.map(lambda x: jax.lax.pcast(x, (DATA_AXIS,), to="varying"), tree)
+
+
 def data_parallel(per_device_fn: Callable, mesh, donate_state: bool = True) -> Callable:
     """jit(shard_map(fn)) for `fn(state, batch) -> (state, metrics)`.
 
