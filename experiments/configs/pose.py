@@ -35,6 +35,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.head_features = (512, 256)
     c.model.norm = "batch"
     c.model.pose_scale = 0.1  # networks see pose / 0.1; 1.0 = the reference's raw values
+    c.model.mfcc_scale = 1.0  # MFCC rows times this into the decoder LSTM (1.0 = raw)
+    c.model.encoder_chrono_steps = 300  # chrono init of the encoder LSTM (0 = forget bias 1)
 
     c.loss = ml_collections.ConfigDict()
     c.loss.tau = 2.0
@@ -63,9 +65,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.plot_videos = 3
 
     if arg == "tiny":
-        c.data.synthetic_videos = 32
-        c.data.synthetic_test_videos = 8
-        c.data.synthetic_seconds = 36.0
+        c.data.synthetic_videos = 128
+        c.data.synthetic_test_videos = 16
+        c.data.synthetic_seconds = 24.0
         c.model.pattern_dim = 16
         c.model.encoder_hidden = 64
         c.model.encoder_layers = 1
@@ -74,7 +76,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.decoder_layers = 1
         c.model.window_features = 128
         c.model.head_features = (64, 64)
-        c.train.pretrain_steps = 150
+        c.train.pretrain_steps = 300
         c.train.joint_steps = 600
         c.train.pretrain_lr = 1e-3
         c.train.joint_lr = 1e-3

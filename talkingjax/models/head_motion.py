@@ -30,6 +30,9 @@ class MotionEncoder(nn.Module):
       mlp_features: hidden MLP widths (reference 256-128-64-32).
       pattern_dim: k, the size of the motion behaviour pattern (paper: 16).
       pose_scale: poses are divided by this on the way in (see `PoseDecoder`).
+      chrono_steps: chrono initialisation of the LSTM gates for memories up to this many
+        frames (see `StackedLSTM`); the final state must summarise the whole clip. None uses a
+        plain forget bias of 1.
     """
 
     hidden: int = 256
@@ -37,6 +40,7 @@ class MotionEncoder(nn.Module):
     mlp_features: Sequence[int] = (256, 128, 64, 32)
     pattern_dim: int = 16
     pose_scale: float = 0.1
+    chrono_steps: int | None = 300
 
     @nn.compact
     def __call__(self, pose: jnp.ndarray, lengths: jnp.ndarray | None = None) -> jnp.ndarray:
@@ -50,7 +54,8 @@ class MotionEncoder(nn.Module):
           [B, pattern_dim] motion behaviour patterns.
         """
         pose = pose / self.pose_scale
-        _, finals = StackedLSTM(self.hidden, self.num_layers, name="lstm")(pose, lengths)
+        lstm = StackedLSTM(self.hidden, self.num_layers, chrono_steps=self.chrono_steps, name="lstm")
+        _, finals = lstm(pose, lengths)
         h = jnp.concatenate([t for hc in finals for t in hc], axis=-1)  # [B, 2 * layers * hidden]
         for i, width in enumerate(self.mlp_features):
             h = nn.relu(nn.Dense(width, name=f"mlp_{i}")(h))
@@ -72,6 +77,9 @@ class PoseDecoder(nn.Module):
         (6 deg) and ~0.1 translation units; predicting (and encoding) unit-scale values lets
         the default initialisation and Adam's step sizes fit them within a few hundred steps.
         1.0 is the reference's raw parameterisation.
+      mfcc_scale: MFCC rows are multiplied by this before the LSTM. Raw reference MFCCs span
+        about +-70 (log energy -36 in silence), which saturates the gates of a default-
+        initialised LSTM; 1.0 feeds them raw, as the reference does.
     """
 
     hidden: int = 256
@@ -83,6 +91,7 @@ class PoseDecoder(nn.Module):
     norm: str = "batch"
     bn_axis_name: str | None = None
     pose_scale: float = 0.1
+    mfcc_scale: float = 1.0
 
     def setup(self):
         self.lstm = StackedLSTM(self.hidden, self.num_layers)
@@ -112,7 +121,7 @@ class PoseDecoder(nn.Module):
         Frame f sees rows [f * rows_per_frame, f * rows_per_frame + 28), the reference window
         (`talkingjax.audio.window_starts` at the model's fps), so F = (R - 28) // stride + 1.
         """
-        seq, _ = self.lstm(mfcc)
+        seq, _ = self.lstm(mfcc * self.mfcc_scale)
         return self.window_conv(seq)
 
     def head(
@@ -194,6 +203,8 @@ def build_model(cfg) -> HeadMotionModel:
         num_layers=cfg.encoder_layers,
         mlp_features=tuple(cfg.encoder_mlp),
         pattern_dim=cfg.pattern_dim,
+        pose_scale=cfg.pose_scale,
+        chrono_steps=cfg.encoder_chrono_steps or None,
     )
     decoder = PoseDecoder(
         hidden=cfg.decoder_hidden,
@@ -203,5 +214,7 @@ def build_model(cfg) -> HeadMotionModel:
         rows_per_frame=int(round(rows_per_frame)),
         norm=cfg.norm,
         bn_axis_name=cfg.get("bn_axis_name"),
+        pose_scale=cfg.pose_scale,
+        mfcc_scale=cfg.mfcc_scale,
     )
     return HeadMotionModel(encoder=encoder, decoder=decoder)
