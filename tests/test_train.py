@@ -283,3 +283,9 @@ def test_predict_pose_rejects_bad_reference_and_writes_on_success(trained, tmp_p
     ok = _run(cmd)
     assert ok.returncode == 0, ok.stderr
     assert np.load(out).shape == (90, 6)
+
+
+def test_eval_pose_on_a_non_workdir_fails_cleanly(tmp_path):
+    proc = _run(["experiments.eval_pose", f"--workdir={tmp_path}"])
+    _assert_one_line_error(proc, "not a training workdir")
+    assert not (tmp_path / "eval").exists()

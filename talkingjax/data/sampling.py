@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 
 from talkingjax import audio
@@ -82,7 +83,10 @@ class TripletSampler:
           {"pose": float32 [B, 3, window, 6] (y1, y2, y3),
            "mfcc": float32 [B, rows, 13] the anchor's audio, rows = (window-1)*stride + 28}
         """
-        rng = np.random.default_rng([self.seed, step])
+        # The step's RNG is fold_in(key(seed), step), as for any stochastic layer: a resumed
+        # run draws exactly the batches an uninterrupted one would.
+        key = jax.random.fold_in(jax.random.key(self.seed), step)
+        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
         poses, mfccs = [], []
         for _ in range(batch_size):
             a_id, n_id = rng.choice(len(self._ids), size=2, replace=False)
