@@ -54,7 +54,9 @@ class MotionEncoder(nn.Module):
           [B, pattern_dim] motion behaviour patterns.
         """
         pose = pose / self.pose_scale
-        lstm = StackedLSTM(self.hidden, self.num_layers, chrono_steps=self.chrono_steps, name="lstm")
+        lstm = StackedLSTM(
+            self.hidden, self.num_layers, chrono_steps=self.chrono_steps, name="lstm"
+        )
         _, finals = lstm(pose, lengths)
         h = jnp.concatenate([t for hc in finals for t in hc], axis=-1)  # [B, 2 * layers * hidden]
         for i, width in enumerate(self.mlp_features):

@@ -15,12 +15,12 @@ class MetricWriter:
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.total = total_steps
         self.stream = stream
-        self._t = time.perf_counter()
+        self._start = self._t = time.perf_counter()
         self._last_step = None
 
     def write(self, step: int, metrics: dict) -> None:
         now = time.perf_counter()
-        record = {"step": int(step)}
+        record = {"step": int(step), "elapsed_s": now - self._start}
         record.update({k: (float(v) if not isinstance(v, str) else v) for k, v in metrics.items()})
         if self._last_step is not None and step > self._last_step:
             record["steps_per_sec"] = (step - self._last_step) / (now - self._t)
