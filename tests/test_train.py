@@ -215,6 +215,20 @@ def test_unknown_config_override_fails_cleanly(tmp_path):
     assert not workdir.exists()
 
 
+def test_missing_dataset_fails_cleanly_without_a_workdir(tmp_path):
+    workdir = tmp_path / "w"
+    proc = _run(
+        [
+            "experiments.train_pose",
+            "--config=experiments/configs/pose.py:tiny",
+            f"--workdir={workdir}",
+            f"--config.data.root={tmp_path / 'nowhere'}",
+        ]
+    )
+    _assert_one_line_error(proc, "no head-motion dataset")
+    assert not workdir.exists()
+
+
 @pytest.mark.parametrize(
     "case, message",
     [

@@ -42,25 +42,31 @@ def save(mngr: ocp.CheckpointManager, step: int, state, force: bool = False) -> 
 
 
 def check_workdir_config(workdir: str, config_json: str, keys: tuple[str, ...]) -> None:
-    """Records the config in a new workdir; in an existing one, refuses changed `keys`.
+    """Refuses to resume a workdir whose recorded config differs in `keys`.
 
     Args:
-      workdir: the run directory.
+      workdir: the run directory (may not exist yet).
       config_json: `config.to_json()` of the run.
       keys: top-level config fields that must match to resume (e.g. model, data).
     """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        old = json.load(f)
+    new = json.loads(config_json)
+    changed = [k for k in keys if old.get(k) != new.get(k)]
+    if changed:
+        raise InputError(
+            f"{workdir} holds a run with a different {'/'.join(changed)} config; "
+            "use a new --workdir (its checkpoints are left untouched)"
+        )
+
+
+def write_workdir_config(workdir: str, config_json: str) -> None:
+    """Records the run's config in the workdir (atomically)."""
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, CONFIG_FILE)
-    new = json.loads(config_json)
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        changed = [k for k in keys if old.get(k) != new.get(k)]
-        if changed:
-            raise InputError(
-                f"{workdir} holds a run with a different {'/'.join(changed)} config; "
-                "use a new --workdir (its checkpoints are left untouched)"
-            )
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
         f.write(config_json)

@@ -197,6 +197,8 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> Tra
       mesh: defaults to all devices on one `data` axis.
       stop_after: stop once this many steps are done (for tests and benchmarks).
     """
+    # Checked before anything is written; recorded only once the data loaded, so bad input
+    # leaves no half-made workdir behind.
     checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
     mesh = mesh or parallel.make_mesh()
     train_clips, _ = load_data(config, workdir)
@@ -204,6 +206,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> Tra
     sampler = sampling.TripletSampler(
         sampling.prepare_videos(train_clips, fps), window_frames(config), fps, seed=config.seed
     )
+    checkpoint.write_workdir_config(workdir, config.to_json())
     pre_steps, joint_steps = phase_steps(config, sampler)
     total = pre_steps + joint_steps
     model = build_model(model_config(config))
