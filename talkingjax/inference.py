@@ -54,7 +54,7 @@ class HeadMotionPredictor:
         model = build_model(config.model)
         opt = trainer.make_optimizer(config.train.joint_lr, config.train.grad_clip)
         target = trainer.init_state(model, config, opt)
-        mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, 1)
+        mngr = checkpoint.manager(workdir, read_only=True)
         step = mngr.latest_step() if step is None else step
         if step is None:
             raise InputError(f"{workdir} has no checkpoint to load")

@@ -1,0 +1,1 @@
+"""ml_collections configs: `get_config(arg)` returns a ConfigDict; `:tiny` variants run on CPU."""

@@ -1,0 +1,2 @@
+"""Data: the head-motion record format (`records`), triplet sampling (`sampling`), the 257-d
+coefficient loader (`coeff257`) and the synthetic corpus (`synthetic`)."""

@@ -18,10 +18,18 @@ from talkingjax.errors import InputError
 CONFIG_FILE = "config.json"
 
 
-def manager(workdir: str, keep: int, every: int) -> ocp.CheckpointManager:
-    """A manager saving every `every` steps (and on `force`) and keeping the newest `keep`."""
+def manager(workdir: str, keep: int = 1, every: int = 1, read_only: bool = False):
+    """A manager saving every `every` steps (and on `force`) and keeping the newest `keep`.
+
+    A training manager removes temporary directories of saves a killed run left behind; a
+    `read_only` one (inference, evaluation) must not, since a run may be saving right now.
+    """
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, save_interval_steps=every, cleanup_tmp_directories=True
+        max_to_keep=keep,
+        save_interval_steps=every,
+        cleanup_tmp_directories=not read_only,
+        read_only=read_only,
+        create=not read_only,
     )
     return ocp.CheckpointManager(
         os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
