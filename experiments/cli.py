@@ -1,6 +1,7 @@
 """What every experiment entry point shares: one-line errors and a non-zero exit.
 
-`run(main)` runs an absl `main`; bad input (`InputError`), a bad flag or config override
+`run(main)` runs an absl `main`; bad input (`InputError`), a bad flag or config override, or a
+diverged run (`FloatingPointError`, raised before a checkpoint would be overwritten)
 becomes a single `error: ...` line on stderr and exit status 2, never a traceback.
 """
 
@@ -25,7 +26,7 @@ def run(main) -> None:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     try:
         app.run(lambda _: main(argv), argv=argv)
-    except InputError as err:
+    except (InputError, FloatingPointError) as err:  # bad input, or a diverged run
         _fail(str(err).splitlines()[0])
 
 
