@@ -53,7 +53,8 @@ class HeadMotionPredictor:
         config = checkpoint.load_workdir_config(workdir)
         model = build_model(config.model)
         opt = trainer.make_optimizer(config.train.joint_lr, config.train.grad_clip)
-        target = trainer.init_state(model, config, opt)
+        # Shapes only: restoring needs the structure, not a (compiled) initialisation.
+        target = jax.eval_shape(lambda: trainer.init_state(model, config, opt))
         mngr = checkpoint.manager(workdir, read_only=True)
         step = mngr.latest_step() if step is None else step
         if step is None:
