@@ -55,14 +55,7 @@ class HeadMotionPredictor:
         opt = trainer.make_optimizer(config.train.joint_lr, config.train.grad_clip)
         # Shapes only: restoring needs the structure, not a (compiled) initialisation.
         target = jax.eval_shape(lambda: trainer.init_state(model, config, opt))
-        mngr = checkpoint.manager(workdir, read_only=True)
-        step = mngr.latest_step() if step is None else step
-        if step is None:
-            raise InputError(f"{workdir} has no checkpoint to load")
-        import orbax.checkpoint as ocp
-
-        state = mngr.restore(step, args=ocp.args.StandardRestore(target))
-        mngr.close()
+        state = checkpoint.load(workdir, target, step)
         return cls(
             model, {"params": state.params, "batch_stats": state.batch_stats}, config.model.fps
         )

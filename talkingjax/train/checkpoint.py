@@ -45,6 +45,20 @@ def restore_or(mngr: ocp.CheckpointManager, state):
     return mngr.restore(step, args=ocp.args.StandardRestore(state)), int(step)
 
 
+def load(workdir: str, target, step: int | None = None):
+    """Restores the latest (or given) checkpoint of `workdir` into `target`'s structure,
+    read-only (a run may be training in that workdir). `target` may be abstract
+    (`jax.eval_shape`)."""
+    mngr = manager(workdir, read_only=True)
+    try:
+        step = mngr.latest_step() if step is None else step
+        if step is None:
+            raise InputError(f"{workdir} has no checkpoint to load")
+        return mngr.restore(step, args=ocp.args.StandardRestore(target))
+    finally:
+        mngr.close()
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state, force: bool = False) -> None:
     mngr.save(step, args=ocp.args.StandardSave(state), force=force)
 
