@@ -41,23 +41,21 @@ AUDIO_EXTS = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".mp4")
 MAX_MISMATCH_SECONDS = 1.0
 
 
-def load_coeff(path: str | os.PathLike) -> np.ndarray:
-    """Loads and validates the `coeff` array of a 257-d coefficient .mat file.
+def load_mat(path: str | os.PathLike, what: str = "coefficient file") -> dict:
+    """Reads a .mat file, turning every way it can fail into a one-line `InputError`.
 
     Args:
       path: .mat file (MATLAB v4/v5/v7; v7.3 HDF5 files are not supported by scipy).
+      what: how the messages name the file ("coefficient file", "BFM file", ...).
 
     Returns:
-      float64 [T, 257], T >= 1, all finite.
-
-    Raises:
-      InputError: missing or unreadable file, no `coeff` entry, bad shape, NaN/inf values.
+      The `scipy.io.loadmat` dict.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise InputError(f"coefficient file not found: {path}")
+        raise InputError(f"{what} not found: {path}")
     try:
-        mat = scipy.io.loadmat(path)
+        return scipy.io.loadmat(path)
     except NotImplementedError:
         raise InputError(
             f"cannot read {path}: MATLAB v7.3 (HDF5) files are not supported; "
@@ -65,6 +63,11 @@ def load_coeff(path: str | os.PathLike) -> np.ndarray:
         ) from None
     except Exception as err:  # scipy raises many unrelated types for corrupt files
         raise InputError(f"cannot read {path} as a .mat file: {err}") from None
+
+
+def coeff_from_mat(mat: dict, path: str | os.PathLike, dim: int = COEFF_DIM) -> np.ndarray:
+    """Validates the `coeff` array of a loaded .mat dict (see `load_coeff`)."""
+    path = os.fspath(path)
     if COEFF_KEY not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))
         raise InputError(f"{path}: no '{COEFF_KEY}' array in the file (it holds {keys})")
@@ -73,12 +76,12 @@ def load_coeff(path: str | os.PathLike) -> np.ndarray:
         raise InputError(f"{path}: '{COEFF_KEY}' must be numeric, got dtype {coeff.dtype}")
     if coeff.ndim == 3 and coeff.shape[0] == 1:
         coeff = coeff[0]  # (1, T, 257) as written by tools that keep a batch axis
-    if coeff.ndim != 2 or coeff.shape[1] != COEFF_DIM:
+    if coeff.ndim != 2 or coeff.shape[1] != dim:
         hint = ""
-        if coeff.ndim == 2 and coeff.shape[0] == COEFF_DIM:
-            hint = " (it looks transposed; save it as [frames, 257])"
+        if coeff.ndim == 2 and coeff.shape[0] == dim:
+            hint = f" (it looks transposed; save it as [frames, {dim}])"
         raise InputError(
-            f"{path}: '{COEFF_KEY}' must be [frames, {COEFF_DIM}] or [1, frames, {COEFF_DIM}], "
+            f"{path}: '{COEFF_KEY}' must be [frames, {dim}] or [1, frames, {dim}], "
             f"got shape {coeff.shape}{hint}"
         )
     if coeff.shape[0] == 0:
@@ -88,6 +91,23 @@ def load_coeff(path: str | os.PathLike) -> np.ndarray:
         bad = np.flatnonzero(~np.all(np.isfinite(coeff), axis=1))
         raise InputError(f"{path}: '{COEFF_KEY}' has NaN/inf values at frames {bad[:10].tolist()}")
     return coeff
+
+
+def load_coeff(path: str | os.PathLike, dim: int = COEFF_DIM) -> np.ndarray:
+    """Loads and validates the `coeff` array of a 257-d coefficient .mat file.
+
+    Args:
+      path: .mat file (MATLAB v4/v5/v7; v7.3 HDF5 files are not supported by scipy).
+      dim: values per frame; 257 for the BFM layout, other sizes for other bases
+        (`talkingjax.face3d.coeffs.Layout`).
+
+    Returns:
+      float64 [T, dim], T >= 1, all finite.
+
+    Raises:
+      InputError: missing or unreadable file, no `coeff` entry, bad shape, NaN/inf values.
+    """
+    return coeff_from_mat(load_mat(path), path, dim)
 
 
 def coeff_to_pose(coeff: np.ndarray) -> np.ndarray:
