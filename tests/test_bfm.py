@@ -115,12 +115,18 @@ def test_load_converts_the_file_conventions(bfm_file):
     centred = verts - verts.mean(axis=0)
     np.testing.assert_allclose(m.mean_shape, centred, atol=1e-6)
     np.testing.assert_allclose(np.asarray(m.mean_shape).mean(axis=0), 0.0, atol=1e-6)
-    np.testing.assert_allclose(m.id_basis, f["idBase"].reshape(v, 3, K_ID), rtol=1e-6)
-    np.testing.assert_allclose(m.exp_basis, f["exBase"].reshape(v, 3, K_EXP), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.moveaxis(m.id_basis, 0, -1), f["idBase"].reshape(v, 3, K_ID), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.moveaxis(m.exp_basis, 0, -1), f["exBase"].reshape(v, 3, K_EXP), rtol=1e-6
+    )
     # Vertex 1's y component is row 3 * 1 + 1 of the file's bases.
-    np.testing.assert_allclose(m.id_basis[1, 1], f["idBase"][4], rtol=1e-6)
+    np.testing.assert_allclose(m.id_basis[:, 1, 1], f["idBase"][4], rtol=1e-6)
     np.testing.assert_allclose(m.mean_albedo, f["meantex"].reshape(v, 3) / 255, rtol=1e-6)
-    np.testing.assert_allclose(m.albedo_basis, f["texBase"].reshape(v, 3, K_TEX) / 255, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.moveaxis(m.albedo_basis, 0, -1), f["texBase"].reshape(v, 3, K_TEX) / 255, rtol=1e-6
+    )
     np.testing.assert_array_equal(m.triangles, tris)  # already CCW: not flipped
     np.testing.assert_array_equal(m.vertex_faces, _point_buf(tris, v))
     assert int(np.max(m.vertex_faces)) == len(tris)  # the file's F + 1 became F

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from talkingjax.errors import InputError
 from talkingjax.face3d import camera as camera_lib
 from talkingjax.face3d import model as model_lib
 from talkingjax.face3d.coeffs import FaceCoeffs
@@ -61,13 +62,33 @@ class PosedFace:
 
 
 def pose_face(model: model_lib.MorphableModel, coeffs: FaceCoeffs) -> PosedFace:
-    """Shape, pose, normals and SH-lit vertex colours of a face (no rasterization)."""
+    """Shape, pose, normals and SH-lit vertex colours of a face (no rasterization).
+
+    Raises:
+      InputError: coefficient sizes that do not match the model (checked on shapes, so it
+        works under jit).
+    """
+    check_sizes(model, coeffs)
     verts = model_lib.shape(model, coeffs.id, coeffs.exp)
     normals = model_lib.rotate(model_lib.vertex_normals(model, verts), coeffs.angles)
     posed = model_lib.rigid_transform(verts, coeffs.angles, coeffs.trans)
     albedo = model_lib.albedo(model, coeffs.tex)
     colors = albedo * sh.irradiance(normals, coeffs.gamma)
     return PosedFace(vertices=posed, normals=normals, albedo=albedo, colors=colors)
+
+
+def check_sizes(model: model_lib.MorphableModel, coeffs: FaceCoeffs) -> None:
+    """Raises InputError unless `coeffs` has the model's sizes and matching batch dims."""
+    want = dict(zip(("id", "exp", "tex"), model.sizes, strict=True))
+    want.update(angles=3, gamma=sh.NUM_LIGHT, trans=3)
+    batch = coeffs.id.shape[:-1]
+    for name, size in want.items():
+        shape = getattr(coeffs, name).shape
+        if shape[-1:] != (size,) or shape[:-1] != batch:
+            raise InputError(
+                f"coefficient '{name}' has shape {shape}; this model needs [..., {size}] "
+                f"with the same batch dims {batch} as 'id'"
+            )
 
 
 def landmarks_2d(
