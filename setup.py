@@ -7,7 +7,10 @@ setuptools.setup(
     version="0.1.0",
     description="Audio-driven talking-face video with personalized head motion, in JAX.",
     packages=setuptools.find_packages(include=["talkingjax", "talkingjax.*", "experiments*"]),
-    package_data={"talkingjax": ["data/assets/*"]},
+    package_data={
+        "talkingjax": ["data/assets/*"],
+        "talkingjax.face3d": ["assets/*.npz", "assets/*.md"],
+    },
     python_requires=">=3.11",
     install_requires=[
         "jax>=0.10,<0.11",
