@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from talkingjax.errors import InputError
@@ -78,17 +79,22 @@ def pose_face(model: model_lib.MorphableModel, coeffs: FaceCoeffs) -> PosedFace:
 
 
 def check_sizes(model: model_lib.MorphableModel, coeffs: FaceCoeffs) -> None:
-    """Raises InputError unless `coeffs` has the model's sizes and matching batch dims."""
+    """Raises InputError unless `coeffs` has the model's sizes, matching batch dims and (when
+    called outside jit) finite values."""
     want = dict(zip(("id", "exp", "tex"), model.sizes, strict=True))
     want.update(angles=3, gamma=sh.NUM_LIGHT, trans=3)
     batch = coeffs.id.shape[:-1]
     for name, size in want.items():
-        shape = getattr(coeffs, name).shape
-        if shape[-1:] != (size,) or shape[:-1] != batch:
+        value = getattr(coeffs, name)
+        if value.shape[-1:] != (size,) or value.shape[:-1] != batch:
             raise InputError(
-                f"coefficient '{name}' has shape {shape}; this model needs [..., {size}] "
+                f"coefficient '{name}' has shape {value.shape}; this model needs [..., {size}] "
                 f"with the same batch dims {batch} as 'id'"
             )
+        # Values can only be checked outside jit; traced calls rely on the caller's checks
+        # (`coeffs.read_mat`, `fit.fit_image` check what they read).
+        if not isinstance(value, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(value))):
+            raise InputError(f"coefficient '{name}' has NaN/inf values")
 
 
 def landmarks_2d(
