@@ -288,12 +288,7 @@ def barycentrics(
     """
     height, width = triangle.shape[-2:]
     mask = triangle >= 0
-    triangles = jnp.asarray(triangles, jnp.int32)
-    verts = triangles[jnp.maximum(triangle, 0)]  # [..., H, W, 3]
-    batch = pos_h.shape[:-2]
-    flat = verts.reshape(*batch, height * width * 3)
-    v = jnp.take_along_axis(pos_h, flat[..., None], axis=-2).reshape(*batch, height, width, 3, 3)
-    w = v[..., 2]
+    v = _corners(pos_h, triangles, triangle)  # [..., H, W, 3 corners, 3]
     # Background pixels read triangle 0, which may be degenerate: give them a harmless
     # triangle so no inf/NaN reaches the (masked) gradients.
     safe = jnp.array([[0.0, 0.0, 1.0], [1.0, 0.0, 1.0], [0.0, 1.0, 1.0]], v.dtype)
@@ -328,28 +323,26 @@ def interpolate(
     Returns:
       [..., H, W, C], 0 on background (where bary is 0).
     """
+    return jnp.einsum("...k,...kc->...c", bary, _corners(attributes, triangles, triangle))
+
+
+def _corners(values: jax.Array, triangles: jax.Array, triangle: jax.Array) -> jax.Array:
+    """Per-vertex values [..., V, C] at the 3 corners of each pixel's triangle: [..., H, W, 3, C].
+
+    `values` without batch dims is shared by every frame; background pixels read triangle 0.
+    """
     verts = jnp.asarray(triangles, jnp.int32)[jnp.maximum(triangle, 0)]  # [..., H, W, 3]
-    if attributes.ndim == 2:
-        gathered = attributes[verts]  # [..., H, W, 3, C]
-    else:
-        batch = attributes.shape[:-2]
-        flat = verts.reshape(*batch, -1)
-        gathered = jnp.take_along_axis(attributes, flat[..., None], axis=-2)
-        gathered = gathered.reshape(*verts.shape, attributes.shape[-1])
-    return jnp.einsum("...k,...kc->...c", bary, gathered)
+    if values.ndim == 2:
+        return values[verts]
+    flat = verts.reshape(*values.shape[:-2], -1)
+    gathered = jnp.take_along_axis(values, flat[..., None], axis=-2)
+    return gathered.reshape(*verts.shape, values.shape[-1])
 
 
 def render_fragments(
-    pos_h: jax.Array,
-    triangles: jax.Array,
-    height: int,
-    width: int,
-    near: float = 1e-3,
-    far: float | None = None,
-    cull_backfaces: bool = False,
-    chunk_size: int | None = None,
+    pos_h: jax.Array, triangles: jax.Array, height: int, width: int, **options
 ) -> Fragments:
-    """`rasterize` + `barycentrics`: everything per pixel that shading needs."""
-    triangle = rasterize(pos_h, triangles, height, width, near, far, cull_backfaces, chunk_size)
+    """`rasterize` (same `options`) + `barycentrics`: everything per pixel shading needs."""
+    triangle = rasterize(pos_h, triangles, height, width, **options)
     bary, depth = barycentrics(pos_h, triangles, triangle)
     return Fragments(triangle, bary, depth, (triangle >= 0).astype(jnp.float32))
