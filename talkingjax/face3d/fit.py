@@ -49,6 +49,62 @@ class FitConfig:
     w_gamma: float = 10.0
 
 
+def crop_params(
+    landmarks: np.ndarray,
+    model: model_lib.MorphableModel,
+    landmark_vertices: np.ndarray,
+    camera: camera_lib.Camera,
+    frame_size: tuple[int, int],
+) -> np.ndarray:
+    """The crop that places detected landmarks where the model's mean face projects.
+
+    Args:
+      landmarks: [L, 2] detected pixel positions (x, y) in the frame.
+      model: the model; its mean shape is projected with zero pose by `camera`.
+      landmark_vertices: [L] model vertices that the landmarks correspond to.
+      camera: the fitting camera (its size is the crop size).
+      frame_size: (width, height) of the frame.
+
+    Returns:
+      transform_params [5] float32 = (w0, h0, scale, tx, ty): crop = scale * frame + (tx, ty)
+      in continuous pixel coordinates (centres at +0.5). Least-squares scale and translation,
+      no rotation: the fit recovers roll itself.
+    """
+    target = np.asarray(
+        camera_lib.project(camera, jnp.asarray(model.mean_shape)[np.asarray(landmark_vertices)])
+    )
+    src = np.asarray(landmarks, np.float64)
+    sc, tc = src - src.mean(0), target - target.mean(0)
+    scale = float(np.sum(sc * tc) / np.sum(sc * sc))
+    shift = target.mean(0) - scale * src.mean(0)
+    return np.array([frame_size[0], frame_size[1], scale, shift[0], shift[1]], np.float32)
+
+
+def apply_crop(image: np.ndarray, params: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Cuts the crop `params` (`crop_params`) of size (width, height) out of `image`."""
+    scale, tx, ty = (float(x) for x in params[2:5])
+    # warpAffine maps pixel centres at integers; ours are at +0.5.
+    offset = 0.5 * (scale - 1)
+    affine = np.array([[scale, 0.0, tx + offset], [0.0, scale, ty + offset]])
+    return cv2.warpAffine(
+        np.ascontiguousarray(image),
+        affine,
+        size,
+        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def to_crop(points: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Frame pixel positions [..., 2] -> crop pixel positions (`crop_params`)."""
+    return (np.asarray(points) * params[2] + params[3:5]).astype(np.float32)
+
+
+def from_crop(points: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Crop pixel positions [..., 2] -> frame pixel positions (inverse of `to_crop`)."""
+    return ((np.asarray(points) - params[3:5]) / params[2]).astype(np.float32)
+
+
 def crop_to_model(
     image: np.ndarray,
     landmarks: np.ndarray,
@@ -56,39 +112,16 @@ def crop_to_model(
     landmark_vertices: np.ndarray,
     camera: camera_lib.Camera,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Square crop placing the detected face where the mean face projects.
-
-    Args:
-      image: [H0, W0, 3] image (any dtype).
-      landmarks: [L, 2] detected pixel positions (x, y) in `image`.
-      model: the model; its mean shape is projected with zero pose.
-      landmark_vertices: [L] model vertices that the landmarks correspond to.
-      camera: the fitting camera (its size is the crop size).
+    """`crop_params` + `apply_crop` for one image.
 
     Returns:
       crop [camera.height, camera.width, 3] (same dtype), landmarks [L, 2] in crop pixels, and
-      transform_params [5] = (w0, h0, scale, tx, ty) with crop = scale * original + (tx, ty).
+      transform_params [5] = (w0, h0, scale, tx, ty).
     """
-    target = np.asarray(
-        camera_lib.project(camera, jnp.asarray(model.mean_shape)[np.asarray(landmark_vertices)])
-    )
-    src = np.asarray(landmarks, np.float64)
-    # Least-squares scale + translation (no rotation: the fit recovers roll itself).
-    sc, tc = src - src.mean(0), target - target.mean(0)
-    scale = float(np.sum(sc * tc) / np.sum(sc * sc))
-    shift = target.mean(0) - scale * src.mean(0)
-    affine = np.array([[scale, 0.0, shift[0]], [0.0, scale, shift[1]]])
-    # warpAffine maps pixel centres at integers; ours are at +0.5.
-    half = np.array([[0.0, 0.0, 0.5 * (scale - 1)], [0.0, 0.0, 0.5 * (scale - 1)]])
-    crop = cv2.warpAffine(
-        np.ascontiguousarray(image),
-        affine + half,
-        (camera.width, camera.height),
-        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_REPLICATE,
-    )
-    params = np.array([image.shape[1], image.shape[0], scale, shift[0], shift[1]], np.float32)
-    return crop, (scale * src + shift).astype(np.float32), params
+    size = (image.shape[1], image.shape[0])
+    params = crop_params(landmarks, model, landmark_vertices, camera, size)
+    crop = apply_crop(image, params, (camera.width, camera.height))
+    return crop, to_crop(landmarks, params), params
 
 
 def _losses(coeffs, model, image, landmarks, landmark_vertices, camera, cfg, photo_weight):
