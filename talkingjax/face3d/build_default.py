@@ -37,6 +37,7 @@ import zipfile
 
 import numpy as np
 
+from talkingjax import tracking
 from talkingjax.errors import InputError
 from talkingjax.face3d import model as mm
 from talkingjax.face3d import topology
@@ -104,23 +105,14 @@ def to_model_frame(normalized: np.ndarray, width: int, height: int) -> np.ndarra
 
 
 def _face_mesh(static: bool):
-    import mediapipe as mp
-
-    return mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=static,
-        max_num_faces=1,
-        refine_landmarks=False,
-        min_detection_confidence=0.5,
-        min_tracking_confidence=0.5,
-    )
+    return tracking.face_mesh(static, max_faces=1, refine=False)
 
 
 def _landmarks(mesh, rgb: np.ndarray) -> np.ndarray | None:
-    result = mesh.process(np.ascontiguousarray(rgb))
-    if not result.multi_face_landmarks:
+    faces = tracking.detect_faces(mesh, rgb)
+    if not faces:
         return None
-    pts = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark])
-    return to_model_frame(pts[: topology.NUM_VERTICES], rgb.shape[1], rgb.shape[0])
+    return to_model_frame(faces[0][: topology.NUM_VERTICES], rgb.shape[1], rgb.shape[0])
 
 
 def list_files(directory: str, extensions: tuple[str, ...], what: str) -> list[str]:

@@ -11,6 +11,9 @@ import os
 
 from talkingjax.face3d import model as mm
 
+# Vertex count of the shipped model; its first 468 vertices are MediaPipe's face-mesh points,
+# which is how fitting recognises the model and uses all of them as landmarks.
+NUM_VERTICES = 7257
 ASSET = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "default_face.npz")
 
 
