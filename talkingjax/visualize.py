@@ -1,0 +1,111 @@
+"""Pictures for inspecting a reconstruction: overlay grids, overlay videos and pose curves.
+
+All functions take NumPy arrays and write files atomically (temp file + rename), so an
+interrupted run never leaves a truncated figure behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from talkingjax.face3d import camera as camera_lib
+from talkingjax.face3d import coeffs as coeffs_lib
+from talkingjax.face3d import model as model_lib
+from talkingjax.render import face as face_render
+
+
+def render_fit(
+    model: model_lib.MorphableModel,
+    coeffs: coeffs_lib.FaceCoeffs,
+    crops: np.ndarray,
+    albedo: np.ndarray | None = None,
+    batch: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Renders fitted frames over their crops.
+
+    Args:
+      model: the fitted model. coeffs: batch [T]. crops: [T, S, S, 3] uint8.
+      albedo: optional [V, 3] per-vertex albedo (e.g. the detailed albedo) replacing the
+        model's albedo; lighting stays the fitted one.
+      batch: frames rendered per call.
+
+    Returns:
+      (renders [T, S, S, 3] float in [0, 1] on white, masks [T, S, S]).
+    """
+    size = crops.shape[1]
+    camera = camera_lib.Camera().scaled(size)
+    if albedo is not None:
+        model = model.replace(
+            mean_albedo=jnp.asarray(albedo), albedo_basis=jnp.zeros_like(model.albedo_basis)
+        )
+    render = jax.jit(lambda c: face_render.render_face(model, c, camera, background=1.0))
+    images, masks = [], []
+    for i in range(0, crops.shape[0], batch):
+        out = render(jax.tree.map(lambda x, i=i: jnp.asarray(x[i : i + batch]), coeffs))
+        images.append(np.asarray(out.image))
+        masks.append(np.asarray(out.mask))
+    return np.concatenate(images), np.concatenate(masks)
+
+
+def overlay_rows(crops: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """[T, S, 3S, 3] float rows: crop | render | render pasted over the crop."""
+    crop = crops.astype(np.float32) / 255.0
+    pasted = masks[..., None] * renders + (1 - masks[..., None]) * crop
+    return np.concatenate([crop, renders, pasted], axis=2)
+
+
+def write_png(path: str, image: np.ndarray) -> None:
+    """RGB float [H, W, 3] in [0, 1] -> PNG, atomically."""
+    tmp = path + ".tmp.png"
+    if not cv2.imwrite(tmp, (np.clip(image, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8)):
+        raise OSError(f"cannot write {path}")
+    os.replace(tmp, path)
+
+
+def write_video(path: str, frames: np.ndarray, fps: float) -> None:
+    """RGB float/uint8 frames [T, H, W, 3] -> H.264 mp4 through ffmpeg, atomically."""
+    if frames.dtype != np.uint8:
+        frames = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
+    h, w = frames.shape[1:3]
+    tmp = path + ".tmp.mp4"
+    cmd = [
+        "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{w}x{h}", "-r", f"{fps}", "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", tmp,
+    ]  # fmt: skip
+    subprocess.run(cmd, input=frames.tobytes(), check=True)
+    os.replace(tmp, path)
+
+
+def plot_pose(path: str, pose: np.ndarray, fps: float, title: str = "") -> None:
+    """Pose curves (angles in degrees, translation in cm) over time, as a PNG, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = np.arange(len(pose)) / fps
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for j, name in enumerate(("pitch (x)", "yaw (y)", "roll (z)")):
+        axes[0].plot(t, np.degrees(pose[:, j]), label=name)
+    for j, name in enumerate(("x", "y", "z")):
+        axes[1].plot(t, 10.0 * pose[:, 3 + j], label=name)  # 1 model unit = 10 cm
+    axes[0].set_ylabel("rotation (deg)")
+    axes[1].set_ylabel("translation (cm)")
+    axes[1].set_xlabel("time (s)")
+    for ax in axes:
+        ax.legend(loc="upper right", fontsize=8, ncol=3)
+        ax.grid(alpha=0.3)
+    if title:
+        axes[0].set_title(title)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
