@@ -165,19 +165,8 @@ def clip_from_coeff(
     if not fps > 0:
         raise InputError(f"{mat_path}: fps must be positive, got {fps}")
     pose = load_coeff_pose(mat_path)
-    wave = audio.load_audio(audio_path)
-    feats = audio.speech_features(wave)
-    audio_frames = audio.frames_in_features(feats.shape[0], fps)
-    gap = abs(pose.shape[0] - audio_frames) / fps
-    if gap > max_mismatch_seconds:
-        raise InputError(
-            f"{mat_path}: {pose.shape[0]} pose frames ({pose.shape[0] / fps:.2f} s at {fps} fps) "
-            f"but the audio {os.fspath(audio_path)} covers {audio_frames} frames "
-            f"({audio_frames / fps:.2f} s); wrong file pairing or wrong fps?"
-        )
-    n = min(pose.shape[0], audio_frames)
-    pose = records.check_pose(pose[:n], fps, name=mat_path)
-    rows = int(audio.window_starts(n, fps)[-1]) + audio.WINDOW_ROWS
+    feats = audio.speech_features(audio.load_audio(audio_path))
+    pose, mfcc = align_to_audio(pose, feats, fps, mat_path, audio_path, max_mismatch_seconds)
     if clip_id is None:
         clip_id = os.path.splitext(os.path.basename(mat_path))[0]
     return records.Clip(
@@ -186,9 +175,55 @@ def clip_from_coeff(
         speaker_id=speaker_id,
         fps=float(fps),
         pose=pose,
-        mfcc=feats[:rows].astype(np.float32),
+        mfcc=mfcc,
         split=split,
     )
+
+
+def align_to_audio(
+    pose: np.ndarray,
+    feats: np.ndarray,
+    fps: float,
+    name: str | os.PathLike,
+    audio_name: str | os.PathLike,
+    max_mismatch_seconds: float = MAX_MISMATCH_SECONDS,
+    min_seconds: float = records.MIN_CLIP_SECONDS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trims per-frame pose and the MFCC rows of the same recording to each other.
+
+    The pose keeps the frames the audio covers with a full 280 ms window, the MFCC exactly the
+    rows those frames use, so `audio.frames_in_features(len(mfcc), fps) == len(pose)`.
+
+    Args:
+      pose: [T, 6] per video frame.
+      feats: [N, 13] `audio.speech_features` of the recording's audio.
+      fps: the video frame rate.
+      name, audio_name: how messages name the pose source and the audio.
+      max_mismatch_seconds: larger pose/audio length differences are rejected.
+      min_seconds: shorter results are rejected (`records.check_pose`).
+
+    Returns:
+      (float32 pose [n, 6], float32 mfcc [rows, 13]), n >= 1.
+
+    Raises:
+      InputError: lengths differing by more than `max_mismatch_seconds`, NaN/inf poses, a
+        result shorter than `min_seconds` or without a single frame.
+    """
+    name = os.fspath(name)
+    audio_frames = audio.frames_in_features(feats.shape[0], fps)
+    gap = abs(pose.shape[0] - audio_frames) / fps
+    if gap > max_mismatch_seconds:
+        raise InputError(
+            f"{name}: {pose.shape[0]} pose frames ({pose.shape[0] / fps:.2f} s at {fps} fps) "
+            f"but the audio {os.fspath(audio_name)} covers {audio_frames} frames "
+            f"({audio_frames / fps:.2f} s); wrong file pairing or wrong fps?"
+        )
+    n = min(pose.shape[0], audio_frames)
+    pose = records.check_pose(pose[:n], fps, name=name, min_seconds=min_seconds)
+    if n == 0:
+        raise InputError(f"{name}: no frame has a full audio window")
+    rows = int(audio.window_starts(n, fps)[-1]) + audio.WINDOW_ROWS
+    return pose, feats[:rows].astype(np.float32)
 
 
 def _find_audio(directory: str, name: str, exts: Sequence[str]) -> str | None:

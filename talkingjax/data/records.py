@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import uuid
 
 import numpy as np
 
@@ -88,36 +89,76 @@ def resample_pose(pose: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray
     return np.stack(cols, axis=1).astype(np.float32)
 
 
+def clip_arrays(clip: Clip) -> dict[str, np.ndarray]:
+    """The arrays of a clip file (`pose`, `mfcc`, `fps`, optional `style`)."""
+    arrays = {
+        "pose": clip.pose.astype(np.float32),
+        "mfcc": clip.mfcc.astype(np.float32),
+        "fps": np.float32(clip.fps),
+    }
+    if clip.style is not None:
+        arrays["style"] = np.asarray(clip.style, np.float32)
+    return arrays
+
+
+def manifest_entry(clip: Clip, file: str | None = None) -> dict:
+    """The manifest entry of `clip`; `file` defaults to `clips/<clip_id>.npz`."""
+    return {
+        "clip_id": clip.clip_id,
+        "video_id": clip.video_id,
+        "speaker_id": clip.speaker_id,
+        "fps": float(clip.fps),
+        "num_frames": clip.num_frames,
+        "split": clip.split,
+        "file": file or os.path.join("clips", f"{clip.clip_id}.npz"),
+    }
+
+
+def save_clip(path: str | os.PathLike, clip: Clip, extra: dict | None = None) -> None:
+    """Writes one clip file atomically (temporary file in the same directory + `os.replace`).
+
+    Args:
+      path: the `.npz` to write.
+      clip: the clip.
+      extra: more arrays to store with it (readers of this format ignore unknown keys).
+    """
+    path = os.fspath(path)
+    arrays = {**clip_arrays(clip), **(extra or {})}
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "xb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_manifest(root: str | os.PathLike, entries: list[dict], **extra) -> None:
+    """Writes `<root>/manifest.json` atomically; `extra` keys go along (readers ignore them)."""
+    root = os.fspath(root)
+    tmp = os.path.join(root, f"manifest.json.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump({"format": FORMAT, "clips": entries, **extra}, f, indent=1)
+        os.replace(tmp, os.path.join(root, "manifest.json"))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def write_dataset(root: str | os.PathLike, clips: list[Clip]) -> None:
     """Writes `clips` and the manifest (the manifest last, so a crash leaves no valid dataset)."""
     root = os.fspath(root)
     os.makedirs(os.path.join(root, "clips"), exist_ok=True)
     entries = []
     for clip in clips:
-        rel = os.path.join("clips", f"{clip.clip_id}.npz")
-        arrays = {
-            "pose": clip.pose.astype(np.float32),
-            "mfcc": clip.mfcc.astype(np.float32),
-            "fps": np.float32(clip.fps),
-        }
-        if clip.style is not None:
-            arrays["style"] = np.asarray(clip.style, np.float32)
-        np.savez(os.path.join(root, rel), **arrays)
-        entries.append(
-            {
-                "clip_id": clip.clip_id,
-                "video_id": clip.video_id,
-                "speaker_id": clip.speaker_id,
-                "fps": float(clip.fps),
-                "num_frames": clip.num_frames,
-                "split": clip.split,
-                "file": rel,
-            }
-        )
-    tmp = os.path.join(root, "manifest.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump({"format": FORMAT, "clips": entries}, f, indent=1)
-    os.replace(tmp, os.path.join(root, "manifest.json"))
+        entry = manifest_entry(clip)
+        save_clip(os.path.join(root, entry["file"]), clip)
+        entries.append(entry)
+    write_manifest(root, entries)
 
 
 def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip]:
