@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import scipy.io
-import soundfile
+import testdata
 
 from talkingjax import audio
 from talkingjax.data import coeff257, records
@@ -26,14 +26,7 @@ def _write_mat(path, coeff, **extra):
     return path
 
 
-def _write_wav(path, seconds, seed=0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * audio.SAMPLE_RATE)
-    t = np.arange(n) / audio.SAMPLE_RATE
-    wave = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
-    wave += 0.01 * rng.normal(size=n)
-    soundfile.write(path, wave.astype(np.float32), audio.SAMPLE_RATE)
-    return path
+_write_wav = testdata.write_wav
 
 
 # ------------------------------------------------------------------------------ load_coeff_pose

@@ -97,3 +97,26 @@ def test_bad_inputs_are_named(clip):
         fitting.fit_video(model, crops, bad)
     with pytest.raises(InputError, match="no frames"):
         fitting.fit_video(model, crops[:0], lms[:0])
+
+
+def test_detailed_albedo_reads_only_visible_vertices():
+    import jax.numpy as jnp
+
+    from talkingjax.face3d import coeffs as coeffs_lib
+    from talkingjax.render import face, sh
+
+    model = default.load_default()
+    camera = camera_lib.Camera().scaled(96)
+    c = coeffs_lib.zeros(coeffs_lib.Layout.of(model)).replace(angles=jnp.array([0.0, 0.9, 0.0]))
+    image = np.full((96, 96, 3), 0.3, np.float32)
+    got = fitting.detailed_albedo(model, c, image, camera)
+    posed = face.pose_face(model, c)
+    base = np.asarray(posed.albedo)
+    read = 0.3 / np.asarray(sh.irradiance(posed.normals, c.gamma))
+    is_read = np.all(np.isclose(got, np.clip(read, 0, 1), atol=1e-5), axis=1)
+    kept = np.all(np.isclose(got, np.clip(base, 0, 1), atol=1e-6), axis=1)
+    assert np.all(is_read | kept)
+    # Turned 0.9 rad, the far cheek faces away or hides behind the nose: kept, not read.
+    far = np.asarray(posed.normals)[:, 2] < 0.0
+    assert far.sum() > 100 and not np.any(is_read[far] & ~kept[far])
+    assert is_read.sum() > 0.3 * model.num_vertices

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import scipy.io
 import soundfile
+import testdata
 
 from talkingjax import audio, fitting, tracking
 from talkingjax.data import coeff257, preprocess, records
@@ -33,15 +34,7 @@ def _touch(path):
     return path
 
 
-def _write_wav(path, seconds, seed=0):
-    rng = np.random.default_rng(seed)
-    n = int(seconds * audio.SAMPLE_RATE)
-    t = np.arange(n) / audio.SAMPLE_RATE
-    wave = 0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t))
-    wave += 0.01 * rng.normal(size=n)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    soundfile.write(path, wave.astype(np.float32), audio.SAMPLE_RATE, format="WAV")
-    return path
+_write_wav = testdata.write_wav
 
 
 def _fake_pose(t, seed):
