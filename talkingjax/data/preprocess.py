@@ -444,10 +444,10 @@ def preprocess_video(
             "transform_params": params,
         }
         _atomic_write(paths["crops"], lambda f: np.savez_compressed(f, **arrays))
-    extra = {"exp": np.asarray(fit.coeffs.exp, np.float32)[:n]}
+    clip = dataclasses.replace(clip, exp=np.asarray(fit.coeffs.exp, np.float32)[:n])
     # The metadata travels with the record, so the manifest can be rebuilt from the files.
     meta = {"clip_id": clip_id, "video_id": video_id, "speaker_id": speaker_id, "split": split}
-    extra |= {k: np.asarray(str(v)) for k, v in meta.items()}
+    extra = {k: np.asarray(str(v)) for k, v in meta.items()}
     lap("write")
     timings["total"] = round(time.perf_counter() - start, 3)
     report["timings"] = timings

@@ -14,6 +14,8 @@ Each manifest entry holds `clip_id`, `video_id`, `speaker_id`, `fps`, `num_frame
   (100 Hz, padded as `talkingjax.audio.window_starts` expects).
 - `fps`   float scalar.
 - `style` float32 [S] (optional) the true motion style parameters of a synthetic clip.
+- `exp`   float32 [T, K] (optional) 3DMM expression coefficients per frame (reconstructed
+  videos, synthetic expression data), K = the face model's expression size.
 
 A *video* (`video_id`) may be split into several clips; triplet sampling treats all clips of
 one video as one source of windows (two windows of one video vs one of another, paper Eq. 1).
@@ -48,6 +50,7 @@ class Clip:
     mfcc: np.ndarray  # [N, 13]
     split: str = "train"
     style: np.ndarray | None = None
+    exp: np.ndarray | None = None  # [T, K] 3DMM expression coefficients (reconstructed videos)
 
     @property
     def num_frames(self) -> int:
@@ -90,7 +93,7 @@ def resample_pose(pose: np.ndarray, fps_in: float, fps_out: float) -> np.ndarray
 
 
 def clip_arrays(clip: Clip) -> dict[str, np.ndarray]:
-    """The arrays of a clip file (`pose`, `mfcc`, `fps`, optional `style`)."""
+    """The arrays of a clip file (`pose`, `mfcc`, `fps`, optional `style` and `exp`)."""
     arrays = {
         "pose": clip.pose.astype(np.float32),
         "mfcc": clip.mfcc.astype(np.float32),
@@ -98,6 +101,8 @@ def clip_arrays(clip: Clip) -> dict[str, np.ndarray]:
     }
     if clip.style is not None:
         arrays["style"] = np.asarray(clip.style, np.float32)
+    if clip.exp is not None:
+        arrays["exp"] = np.asarray(clip.exp, np.float32)
     return arrays
 
 
@@ -185,6 +190,13 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
         mfcc = arrays["mfcc"]
         if mfcc.ndim != 2 or mfcc.shape[1] != audio.NUM_CEPSTRA or not np.isfinite(mfcc).all():
             raise InputError(f"{path}: mfcc must be finite [rows, 13], got shape {mfcc.shape}")
+        exp = arrays.get("exp")
+        if exp is not None and (
+            exp.ndim != 2 or exp.shape[0] != pose.shape[0] or not np.isfinite(exp).all()
+        ):
+            raise InputError(
+                f"{path}: exp must be finite [{pose.shape[0]} frames, K], got shape {exp.shape}"
+            )
         clips.append(
             Clip(
                 clip_id=e["clip_id"],
@@ -195,6 +207,7 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
                 mfcc=mfcc.astype(np.float32),
                 split=e["split"],
                 style=arrays.get("style"),
+                exp=None if exp is None else exp.astype(np.float32),
             )
         )
     if not clips:
