@@ -14,40 +14,24 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
-import optax
 
 from talkingjax import losses
 from talkingjax.data import records, sampling
 from talkingjax.models import HeadMotionModel, build_model, rows_for_frames
-from talkingjax.train import checkpoint, parallel
-from talkingjax.train.metric_writer import MetricWriter
+from talkingjax.train import checkpoint, loop, parallel
 
 # Config fields that must not change when a workdir is resumed.
 _RESUME_KEYS = ("model", "data", "seed")
 
 
-@flax.struct.dataclass
-class TrainState:
-    """Everything a step reads and writes; checkpointed as one pytree."""
-
-    step: jnp.ndarray  # int32 scalar: number of updates done
-    params: Any
-    batch_stats: Any
-    opt_state: Any
-
-
-def make_optimizer(lr: float, grad_clip: float) -> optax.GradientTransformation:
-    """Adam (the paper's optimizer), optionally after global-norm clipping (grad_clip > 0)."""
-    # Both phases use the same chain, so their states share one structure (one checkpoint).
-    clip = optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity()
-    return optax.chain(clip, optax.adam(lr))
+# The shared loop's pieces, re-exported because scripts and tests use them from here.
+TrainState = loop.TrainState
+make_optimizer = loop.make_optimizer
+make_update = loop.make_update
 
 
 def window_frames(config) -> int:
@@ -63,13 +47,7 @@ def init_state(model: HeadMotionModel, config, optimizer) -> TrainState:
         jnp.zeros((1, frames, records.POSE_DIM)),
         jnp.zeros((1, rows, 13)),
     )
-    params = variables["params"]
-    return TrainState(
-        step=jnp.zeros((), jnp.int32),
-        params=params,
-        batch_stats=variables.get("batch_stats", {}),
-        opt_state=optimizer.init(params),
-    )
+    return loop.init_state(variables, optimizer)
 
 
 def _encode_triplets(model, variables, pose):
@@ -124,31 +102,6 @@ def joint_loss(params, batch_stats, batch, model, loss_cfg):
         "contra2": contra2,
     }
     return total, (metrics, updates.get("batch_stats", batch_stats))
-
-
-def make_update(loss_fn, model, loss_cfg, optimizer):
-    """The per-device update `(state, local_batch) -> (state, metrics)` for `loss_fn`."""
-
-    def update(state: TrainState, batch):
-        # Differentiate a per-device (varying) copy of the replicated parameters: shard_map
-        # would otherwise sum gradients of invariant inputs over devices by itself. Here each
-        # device's gradient is of its own shard's mean loss, averaged explicitly below.
-        params, stats = parallel.per_device((state.params, state.batch_stats))
-        grad_fn = jax.grad(loss_fn, has_aux=True)
-        grads, (metrics, batch_stats) = grad_fn(params, stats, batch, model, loss_cfg)
-        grads = jax.lax.pmean(grads, parallel.DATA_AXIS)
-        metrics = jax.lax.pmean(metrics, parallel.DATA_AXIS)
-        # BatchNorm already averaged its statistics over the axis; pmean makes that explicit
-        # to shard_map's replication check and is a no-op on equal values.
-        batch_stats = jax.lax.pmean(batch_stats, parallel.DATA_AXIS)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        metrics["grad_norm"] = optax.tree.norm(grads)
-        return state.replace(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
-        ), metrics
-
-    return update
 
 
 def phase_steps(config, sampler: sampling.TripletSampler) -> tuple[int, int]:
@@ -208,46 +161,16 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> Tra
     )
     checkpoint.write_workdir_config(workdir, config.to_json())
     pre_steps, joint_steps = phase_steps(config, sampler)
-    total = pre_steps + joint_steps
     model = build_model(model_config(config))
-    opt = {
-        "pretrain": make_optimizer(config.train.pretrain_lr, config.train.grad_clip),
-        "joint": make_optimizer(config.train.joint_lr, config.train.grad_clip),
-    }
-    updates = {
-        "pretrain": parallel.data_parallel(
-            make_update(pretrain_loss, model, config.loss, opt["pretrain"]), mesh
-        ),
-        "joint": parallel.data_parallel(
-            make_update(joint_loss, model, config.loss, opt["joint"]), mesh
-        ),
-    }
-    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, config.train.checkpoint_every)
-    state, step = checkpoint.restore_or(mngr, init_state(model, config, opt["pretrain"]))
-    state = parallel.replicate(state, mesh)
-    writer = MetricWriter(workdir, total)
-    end = total if stop_after is None else min(total, stop_after)
-    while step < end:
-        phase = "pretrain" if step < pre_steps else "joint"
-        if step == pre_steps:  # phase 2 starts with a fresh Adam, as a separate run would
-            state = state.replace(
-                opt_state=parallel.replicate(opt["joint"].init(state.params), mesh)
-            )
-        batch = parallel.shard_batch(sampler.sample(step, config.train.batch_size), mesh)
-        state, metrics = updates[phase](state, batch)
-        step += 1
-        saving = mngr.should_save(step) or step == end
-        # Checked before every save, so a diverged run never overwrites a good checkpoint.
-        if saving or step % config.train.log_every == 0:
-            metrics = jax.device_get(metrics)
-            if not all(np.isfinite(v) for v in metrics.values()):
-                raise FloatingPointError(f"non-finite loss at step {step}: {metrics}")
-            writer.write(step, {"phase": phase, **metrics})
-        if saving:
-            checkpoint.save(mngr, step, state, force=True)
-    mngr.wait_until_finished()
-    mngr.close()
-    return state
+    clip = config.train.grad_clip
+    phases = [
+        loop.Phase("pretrain", pre_steps, pretrain_loss,
+                   make_optimizer(config.train.pretrain_lr, clip), sampler.sample),
+        loop.Phase("joint", joint_steps, joint_loss,
+                   make_optimizer(config.train.joint_lr, clip), sampler.sample),
+    ]  # fmt: skip
+    state = init_state(model, config, phases[0].optimizer)
+    return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
