@@ -18,6 +18,16 @@ from talkingjax.data.records import Clip, resample_pose
 from talkingjax.errors import InputError
 
 
+def step_rng(seed: int, step: int) -> np.random.Generator:
+    """The NumPy generator of training step `step`: seeded from fold_in(key(seed), step).
+
+    As for any stochastic layer, so a resumed run draws exactly the batches an uninterrupted
+    one would.
+    """
+    key = jax.random.fold_in(jax.random.key(seed), step)
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)))
+
+
 @dataclasses.dataclass(frozen=True)
 class Video:
     """All frames of one video at the model fps, with its padded MFCC rows."""
@@ -83,10 +93,7 @@ class TripletSampler:
           {"pose": float32 [B, 3, window, 6] (y1, y2, y3),
            "mfcc": float32 [B, rows, 13] the anchor's audio, rows = (window-1)*stride + 28}
         """
-        # The step's RNG is fold_in(key(seed), step), as for any stochastic layer: a resumed
-        # run draws exactly the batches an uninterrupted one would.
-        key = jax.random.fold_in(jax.random.key(self.seed), step)
-        rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
+        rng = step_rng(self.seed, step)
         poses, mfccs = [], []
         for _ in range(batch_size):
             a_id, n_id = rng.choice(len(self._ids), size=2, replace=False)
@@ -104,3 +111,81 @@ class TripletSampler:
             "pose": np.stack(poses).astype(np.float32),
             "mfcc": np.stack(mfccs).astype(np.float32),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpressionClip:
+    """One clip at the model fps: per-frame audio windows with expression and pose targets."""
+
+    clip_id: str
+    windows: np.ndarray  # [T, 28, 12] MFCC windows (energy row dropped)
+    exp: np.ndarray  # [T, K]
+    pose: np.ndarray  # [T, 6]
+    energy: np.ndarray  # [T] log energy at the frame's window centre (for evaluation)
+
+
+def prepare_expression_clips(
+    clips: list[Clip], fps: float, num_exp: int, first_frames: int | None = None
+) -> list[ExpressionClip]:
+    """Clips with expression targets -> `ExpressionClip`s at `fps`.
+
+    Args:
+      clips: records with `exp` (e.g. from `talkingjax.data.preprocess` or the synthetic
+        expression corpus).
+      fps: the model's frame rate (expression and pose are resampled to it).
+      num_exp: the model's expression size; every clip must match it.
+      first_frames: keep only the first frames of every clip (a fine-tuning set).
+
+    Raises:
+      InputError: a clip without `exp`, or with another expression size than the model's.
+    """
+    from talkingjax.models.expression import expression_windows
+
+    out = []
+    for clip in clips:
+        if clip.exp is None:
+            raise InputError(f"clip {clip.clip_id} has no expression coefficients ('exp')")
+        if clip.exp.shape[1] != num_exp:
+            raise InputError(
+                f"clip {clip.clip_id} has {clip.exp.shape[1]} expression coefficients; the "
+                f"model predicts {num_exp} (use the face model the records were made with)"
+            )
+        exp = resample_pose(clip.exp, clip.fps, fps)
+        pose = resample_pose(clip.pose, clip.fps, fps)
+        frames = min(exp.shape[0], audio.frames_in_features(clip.mfcc.shape[0], fps))
+        if first_frames is not None:
+            frames = min(frames, first_frames)
+        windows = expression_windows(clip.mfcc, fps, frames)
+        energy = audio.frame_windows(clip.mfcc, fps, frames)[:, audio.WINDOW_ROWS // 2, 0]
+        out.append(ExpressionClip(clip.clip_id, windows, exp[:frames], pose[:frames], energy))
+    return out
+
+
+class WindowSampler:
+    """Samples windows of `window` consecutive frames (a pure function of seed and step)."""
+
+    def __init__(self, clips: list[ExpressionClip], window: int, seed: int):
+        self.window = window
+        self.seed = seed
+        self.clips = [c for c in clips if c.exp.shape[0] >= window]
+        if not self.clips:
+            raise InputError(f"no clip has the {window} frames a training window needs")
+        sizes = np.array([c.exp.shape[0] - window + 1 for c in self.clips], np.float64)
+        self._p = sizes / sizes.sum()
+
+    def windows_per_epoch(self) -> int:
+        """Non-overlapping windows in the data."""
+        return sum(c.exp.shape[0] // self.window for c in self.clips)
+
+    def sample(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
+        """{"windows": [B, W, 28, 12], "exp": [B, W, K], "pose": [B, W, 6]} float32."""
+        rng = step_rng(self.seed, step)
+        out = {"windows": [], "exp": [], "pose": []}
+        w = self.window
+        for i in rng.choice(len(self.clips), size=batch_size, p=self._p):
+            c = self.clips[i]
+            s = int(rng.integers(0, c.exp.shape[0] - w + 1))
+            out["windows"].append(c.windows[s : s + w])
+            out["exp"].append(c.exp[s : s + w])
+            out["pose"].append(c.pose[s : s + w])
+        return {k: np.stack(v).astype(np.float32) for k, v in out.items()}

@@ -43,7 +43,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.signal
@@ -595,6 +595,56 @@ def _speaker_pool(rng: np.random.Generator, count: int, taken: set[str]) -> list
     return pool
 
 
+def corpus_videos(
+    num_videos: int,
+    num_test_videos: int = 0,
+    seconds_per_video: float = 30.0,
+    fps: float = 25.0,
+    seed: int = 0,
+) -> Iterator[SyntheticVideo]:
+    """The videos of the synthetic corpus, one at a time (what `generate_corpus` writes).
+
+    Arguments as `generate_corpus`; they are validated at the call, before any video is made.
+    Videos are produced lazily so that derived corpora (e.g. `synthetic_expression`, which
+    needs each video's waveform) can use them without holding every waveform in memory.
+
+    Yields:
+      The `SyntheticVideo`s, train first.
+    """
+    if num_videos < 0 or num_test_videos < 0 or num_videos + num_test_videos == 0:
+        raise InputError(f"need at least one video, got {num_videos} + {num_test_videos}")
+    if audio.num_video_frames(seconds_per_video, fps) / fps < records.MIN_CLIP_SECONDS:
+        raise InputError(
+            f"videos must be at least {records.MIN_CLIP_SECONDS} s long, got {seconds_per_video} s"
+        )
+    return _corpus_videos(num_videos, num_test_videos, seconds_per_video, fps, seed)
+
+
+def _corpus_videos(
+    num_videos: int, num_test_videos: int, seconds_per_video: float, fps: float, seed: int
+) -> Iterator[SyntheticVideo]:
+    sentences = load_sentences()
+    speaker_rng, video_seeds = np.random.SeedSequence(seed).spawn(2)
+    speaker_rng = np.random.default_rng(speaker_rng)
+    taken: set[str] = set()
+    plan = []
+    for split, count in (("train", num_videos), ("test", num_test_videos)):
+        pool = _speaker_pool(speaker_rng, math.ceil(count / 2), taken)
+        plan += [(split, i, pool[i % len(pool)]) for i in range(count)]
+    for (split, i, speaker), child in zip(plan, video_seeds.spawn(len(plan)), strict=True):
+        rng = np.random.default_rng(child)
+        yield synthesize_video(
+            speaker,
+            sample_style(rng),
+            rng,
+            seconds_per_video,
+            fps,
+            video_id=f"{split}_{i:04d}",
+            split=split,
+            sentences=sentences,
+        )
+
+
 def generate_corpus(
     root: str | os.PathLike,
     num_videos: int,
@@ -620,34 +670,8 @@ def generate_corpus(
     Returns:
       The written clips, train first.
     """
-    if num_videos < 0 or num_test_videos < 0 or num_videos + num_test_videos == 0:
-        raise InputError(f"need at least one video, got {num_videos} + {num_test_videos}")
-    if audio.num_video_frames(seconds_per_video, fps) / fps < records.MIN_CLIP_SECONDS:
-        raise InputError(
-            f"videos must be at least {records.MIN_CLIP_SECONDS} s long, got {seconds_per_video} s"
-        )
-    sentences = load_sentences()
-    speaker_rng, video_seeds = np.random.SeedSequence(seed).spawn(2)
-    speaker_rng = np.random.default_rng(speaker_rng)
-    taken: set[str] = set()
-    plan = []
-    for split, count in (("train", num_videos), ("test", num_test_videos)):
-        pool = _speaker_pool(speaker_rng, math.ceil(count / 2), taken)
-        plan += [(split, i, pool[i % len(pool)]) for i in range(count)]
-    clips = []
-    for (split, i, speaker), child in zip(plan, video_seeds.spawn(len(plan)), strict=True):
-        rng = np.random.default_rng(child)
-        video = synthesize_video(
-            speaker,
-            sample_style(rng),
-            rng,
-            seconds_per_video,
-            fps,
-            video_id=f"{split}_{i:04d}",
-            split=split,
-            sentences=sentences,
-        )
-        clips.append(video.to_clip())
+    videos = corpus_videos(num_videos, num_test_videos, seconds_per_video, fps, seed)
+    clips = [video.to_clip() for video in videos]
     records.write_dataset(root, clips)
     return clips
 
