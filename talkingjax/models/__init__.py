@@ -1,5 +1,18 @@
-"""Stateless Flax linen models. Paper 000 head motion: `MotionEncoder`, `PoseDecoder`."""
+"""Stateless Flax linen models.
 
+Paper 000 head motion: `MotionEncoder`, `PoseDecoder` (`build_model`). Audio to expression
+(paper 000 Eq. 6, paper 001 Eq. 1): `AudioEncoder`, `ExpressionRegressor`
+(`build_expression_model`, inputs from `expression_windows`).
+"""
+
+from talkingjax.models.expression import (
+    AudioEncoder,
+    ExpressionRegressor,
+    build_expression_model,
+    expression_windows,
+    flops_per_frame,
+    predict_sequence,
+)
 from talkingjax.models.head_motion import (
     HeadMotionModel,
     MotionEncoder,
@@ -10,6 +23,12 @@ from talkingjax.models.head_motion import (
 from talkingjax.models.layers import StackedLSTM
 
 __all__ = [
+    "AudioEncoder",
+    "ExpressionRegressor",
+    "build_expression_model",
+    "expression_windows",
+    "flops_per_frame",
+    "predict_sequence",
     "HeadMotionModel",
     "MotionEncoder",
     "PoseDecoder",

@@ -1,0 +1,39 @@
+"""Trains and evaluates the audio-to-expression regressor.
+
+  python -m experiments.train_expression --config=experiments/configs/expression.py:tiny \
+      --workdir=/tmp/expr [--config.finetune.root=DATA --config.finetune.clip_id=ID]
+
+Rerunning the same command resumes from the latest checkpoint in the workdir.
+"""
+
+from absl import flags
+from ml_collections import config_flags
+
+from experiments import cli
+from talkingjax.train import expression
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/configs/expression.py", "Config file, optionally with :variant."
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for checkpoints, metrics and eval.", required=True
+)
+_EVAL = flags.DEFINE_bool("eval", True, "Evaluate after training.")
+
+
+def main(argv):
+    del argv
+    if not _EVAL.value:
+        expression.train(_CONFIG.value, _WORKDIR.value)
+        return
+    results = expression.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    for name, r in results.items():
+        ours, mean = r["ours"], r["mean_expression"]
+        print(
+            f"eval {name}: LMD {ours['lmd_px']:.3f} px (mean expression {mean['lmd_px']:.3f}, "
+            f"shuffled audio {r['shuffled_audio']['lmd_px']:.3f}), MSE {ours['mse']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    cli.run(main)
