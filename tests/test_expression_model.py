@@ -270,26 +270,73 @@ def test_conv3x3_matches_xla_convolution_and_its_gradients():
             np.testing.assert_allclose(np.asarray(g) / scale, np.asarray(r) / scale, atol=1e-5)
 
 
-def test_conv3x3_module_equals_flax_conv():
-    x = jnp.asarray(np.random.default_rng(6).standard_normal((3, 26, 5, 5)).astype(np.float32))
-    ours = ex.Conv3x3(7)
-    theirs = nn.Conv(7, (3, 3), padding="SAME", use_bias=False)
-    params = jax.eval_shape(ours.init, jax.random.key(0), x)
-    ref_params = jax.eval_shape(theirs.init, jax.random.key(0), x)
-    assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref_params)
-    assert params["params"]["kernel"].shape == (3, 3, 5, 7)
-    kernel = np.random.default_rng(7).standard_normal((3, 3, 5, 7)).astype(np.float32)
-    params = {"params": {"kernel": jnp.asarray(kernel)}}
-    got = jax.jit(ours.apply)(params, x)
-    np.testing.assert_allclose(got, jax.jit(theirs.apply)(params, x), atol=1e-4)
+class _FlaxEncoder(nn.Module):
+    """The audio encoder from stock Flax layers (nn.Conv, nn.BatchNorm, nn.max_pool), with the
+    parameter names of `AudioEncoder`: the reference for its custom convolution and pooling."""
+
+    conv_channels: tuple
+    fc: tuple
+
+    @nn.compact
+    def __call__(self, x, train):
+        x = x[..., None]
+        pools = dict(ex.REFERENCE_POOLS)
+        for i, c in enumerate(self.conv_channels):
+            x = nn.Conv(c, (3, 3), padding="SAME", use_bias=False, name=f"conv_{i}")(x)
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"bn_{i}")(x)
+            x = nn.relu(x)
+            if i in pools:
+                x = nn.max_pool(x, (3, 3), pools[i], "VALID")
+        x = x.reshape(x.shape[0], -1)
+        for i, f in enumerate(self.fc):
+            x = nn.relu(nn.Dense(f, name=f"fc_{i}")(x))
+        return x
+
+
+def test_encoder_matches_stock_flax_layers_with_gradients():
+    # Catches, among others, a max-pool backward that finds the maxima by comparing x with the
+    # pooled values: under jit XLA recomputed x with other rounding and gradients were lost.
+    rng = np.random.default_rng(6)
+    w = jnp.asarray((10.0 * rng.standard_normal((12, 28, 12))).astype(np.float32))
+    ours = ex.AudioEncoder(conv_channels=(4, 8, 8, 8, 16), fc=(16,))
+    ref = _FlaxEncoder((4, 8, 8, 8, 16), (16,))
+    variables = _init(ours, w)
+    ref_shapes = jax.eval_shape(lambda w: ref.init(jax.random.key(0), w, False), w)
+    assert jax.tree.map(jnp.shape, ref_shapes) == jax.tree.map(jnp.shape, variables)
+    r = jnp.asarray(rng.standard_normal((12, 16)).astype(np.float32))
+
+    def run(model):
+        def loss(params, w):
+            out, upd = model.apply(
+                {"params": params, "batch_stats": variables["batch_stats"]},
+                w,
+                True,
+                mutable=["batch_stats"],
+            )
+            return jnp.sum(out * r), upd
+
+        (value, upd), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
+            variables["params"], w
+        )
+        return value, upd, grads, jax.jit(lambda v, w: model.apply(v, w, False))(variables, w)
+
+    got, want = run(ours), run(ref)
+    for g, r_ in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        scale = float(np.max(np.abs(np.asarray(r_)))) + 1e-12
+        np.testing.assert_allclose(np.asarray(g) / scale, np.asarray(r_) / scale, atol=2e-5)
 
 
 @pytest.mark.parametrize("strides", [(1, 2), (2, 2)])
-def test_max_pool_matches_flax(strides):
+def test_max_pool_matches_flax_and_its_gradient(strides):
     rng = np.random.default_rng(7)
     x = jnp.asarray(rng.standard_normal((2, 26, 5, 3)).astype(np.float32))
-    want = nn.max_pool(x, (3, 3), strides, "VALID")
-    np.testing.assert_array_equal(ex._max_pool(x, strides), want)
+    pool = lambda x: nn.max_pool(x, (3, 3), strides, "VALID")  # noqa: E731
+    want, vjp = jax.vjp(pool, x)
+    got, our_vjp = jax.vjp(lambda x: ex.max_pool3x3(x, strides), x)
+    np.testing.assert_array_equal(got, want)
+    dy = jnp.asarray(rng.standard_normal(want.shape).astype(np.float32))
+    # No ties in continuous random inputs: both route dy to the unique maxima.
+    np.testing.assert_allclose(our_vjp(dy)[0], vjp(dy)[0], atol=1e-6)
 
 
 def test_expression_windows_drop_the_energy_column():

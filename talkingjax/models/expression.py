@@ -25,13 +25,30 @@ first FC weight needs that permutation. 29.4 M parameters, ~0.65 GFLOP per video
 No input scaling is needed (unlike the LSTM of the head-motion decoder): the first conv is
 followed by BatchNorm, which removes the scale of the raw MFCCs.
 
-Speed (see benchmarks/expression_speed.py). The encoder sees every window independently, so it
-runs on all B * T windows as one batch (where the FLOPs are); only the 256-d features go
-through the recurrence (`StackedLSTM`, ~2 MFLOP per frame).
+Speed (benchmarks/expression_speed.py, 2-core AMD EPYC, float32). The encoder sees every window
+independently, so it runs on all B * T windows as one batch (where the FLOPs are); only the
+256-d features go through the recurrence (`StackedLSTM`, ~3 MFLOP per frame). Measured with
+the machine otherwise idle: 5.8-6.2 s for 60 s of speech (~10x real time, 150-165 GFLOP/s;
+PyTorch eager: 8.7 s) and 3.4-3.9 s per training step at 16 x 16 frames (~135 GFLOP/s;
+PyTorch: 4.5 s). Plain Flax (nn.Conv, nn.max_pool) takes 7.4 s and 6.2 s. What it took:
+* `conv3x3`: XLA's CPU convolution computes the kernel gradient at 10-30 GFLOP/s (2.5 s of
+  a training step); as 9 GEMMs per layer it runs at 120-150 GFLOP/s.
+* Convolutions in chunks of 8-32 windows (activations stay in cache: 140 -> 175-190 GFLOP/s
+  on the 26 x 5 layers), and an im2col GEMM for the 28 x 12 layer, where XLA's convolution
+  manages only 75-90 GFLOP/s (`_conv_plan`).
+* `max_pool3x3`: the autodiff gradient of `reduce_window` (`select_and_scatter`) took 0.8 s
+  per training step; recording the winning tap (int8) and routing dy with selects + strided
+  pads takes ~0.05 s. (A first version found the maxima again by comparing x with the pooled
+  values; under jit XLA recomputed x with different rounding and gradients were silently
+  lost. tests/test_expression_model.py compares the encoder with stock Flax layers.)
+* BatchNorm is Flax's (with `use_running_average=not train`, XLA fuses the inference-mode
+  affine + ReLU into one elementwise pass); a hand-fused BatchNorm + ReLU with a custom
+  backward was no faster. XLA_FLAGS for oneDNN / XNNPACK / YNNPACK convolutions did not help.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -170,24 +187,71 @@ class Conv3x3(nn.Module):
         return conv3x3(x, _vary_like(k, x))
 
 
-def _max_pool(x: jnp.ndarray, strides: tuple[int, int]) -> jnp.ndarray:
-    """3x3 max-pool without padding on NHWC, written as a max over 9 strided slices.
-
-    Same values as `nn.max_pool(x, (3, 3), strides, "VALID")`. The slice form differentiates to
-    elementwise selects that XLA fuses with their neighbours, instead of a `select_and_scatter`,
-    which is slow on CPU (see the module docstring of benchmarks/expression_speed.py). Ties
-    route the gradient to every maximal element rather than to one.
-    """
-    _, h, w, _ = x.shape
+def _pool_geometry(shape, strides):
+    _, h, w, _ = shape
     sh, sw = strides
-    ho = (h - POOL_WINDOW[0]) // sh + 1
-    wo = (w - POOL_WINDOW[1]) // sw + 1
-    out = None
+    return (h - POOL_WINDOW[0]) // sh + 1, (w - POOL_WINDOW[1]) // sw + 1
+
+
+def _pool_taps(x, strides):
+    """The 9 strided [N, Ho, Wo, C] slices of x that a 3x3 "VALID" pool takes the max of."""
+    ho, wo = _pool_geometry(x.shape, strides)
+    sh, sw = strides
     for i in range(POOL_WINDOW[0]):
         for j in range(POOL_WINDOW[1]):
-            part = x[:, i : i + (ho - 1) * sh + 1 : sh, j : j + (wo - 1) * sw + 1 : sw]
-            out = part if out is None else jnp.maximum(out, part)
-    return out
+            yield i, j, x[:, i : i + (ho - 1) * sh + 1 : sh, j : j + (wo - 1) * sw + 1 : sw]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def max_pool3x3(x: jnp.ndarray, strides: tuple[int, int]) -> jnp.ndarray:
+    """3x3 max-pool without padding on NHWC (= `nn.max_pool(x, (3, 3), strides, "VALID")`).
+
+    The forward pass is XLA's `reduce_window`. Its autodiff gradient is a `select_and_scatter`,
+    which is slow on CPU (0.28 s / 0.50 s for the two pools of a 256-frame batch). Here the
+    differentiated forward also records which of the 9 taps won (int8, the first maximum, as
+    `select_and_scatter` picks) and the backward routes dy there with elementwise selects and
+    strided pads that XLA fuses (~0.05 s each). The winner is recorded rather than found again
+    by comparing x with the pooled values: XLA may recompute x inside a fusion with different
+    rounding, and such equality tests then silently drop gradients.
+    """
+    sh, sw = strides
+    return jax.lax.reduce_window(
+        x, -jnp.inf, jax.lax.max, (1, *POOL_WINDOW, 1), (1, sh, sw, 1), "VALID"
+    )
+
+
+def _max_pool_fwd(x, strides):
+    y, winner = None, None
+    for t, (_, _, tap) in enumerate(_pool_taps(x, strides)):
+        if y is None:
+            y, winner = tap, jnp.zeros(tap.shape, jnp.int8)
+        else:
+            better = tap > y
+            y = jnp.where(better, tap, y)
+            winner = jnp.where(better, jnp.int8(t), winner)
+    return y, (winner, x.shape)
+
+
+def _max_pool_bwd(strides, res, dy):
+    winner, (n, h, w, c) = res
+    ho, wo = _pool_geometry((n, h, w, c), strides)
+    sh, sw = strides
+    dx = None
+    for t, (i, j) in enumerate((i, j) for i in range(3) for j in range(3)):
+        part = jnp.where(winner == t, dy, 0.0)
+        # Transpose of the strided slice: interior padding puts part back at its positions.
+        config = [
+            (0, 0, 0),
+            (i, h - i - (ho - 1) * sh - 1, sh - 1),
+            (j, w - j - (wo - 1) * sw - 1, sw - 1),
+            (0, 0, 0),
+        ]
+        part = jax.lax.pad(part, jnp.zeros((), dy.dtype), config)
+        dx = part if dx is None else dx + part
+    return (dx,)
+
+
+max_pool3x3.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
 def encoder_shapes(
@@ -261,7 +325,7 @@ class AudioEncoder(nn.Module):
             )(x, mask=bn_mask)
             x = nn.relu(x)
             if i in pool_at:
-                x = _max_pool(x, pool_at[i])
+                x = max_pool3x3(x, tuple(pool_at[i]))
         want = encoder_shapes((h, w), self.conv_channels, self.pools)[-1]
         assert x.shape[1:] == want, (x.shape, want)
         x = x.reshape(n, -1)
@@ -437,14 +501,15 @@ def param_count(model_cfg) -> int:
     return n + hidden * num_out + num_out
 
 
-def predict_sequence(model: ExpressionRegressor, variables, windows: jnp.ndarray, chunk: int = 0):
+def predict_sequence(model: ExpressionRegressor, variables, windows: jnp.ndarray, chunk: int = 256):
     """Inference on one long sequence, the encoder in chunks of frames (jit-compatible).
 
     Args:
       model, variables: the regressor and its {"params", "batch_stats"}.
       windows: [T, 28, 12] windows of one utterance.
-      chunk: encode this many frames at a time (`lax.map` over chunks, bounding the
-        activation memory at ~1 MB per frame for the reference sizes); 0 = all at once.
+      chunk: encode this many frames at a time (`lax.map` over chunks). The encoder's
+        activations take ~0.9 MB per frame at the reference sizes (1.3 GB for 60 s at once,
+        0.23 GB in chunks of 256); the speed hardly depends on it. 0 = all frames at once.
 
     Returns:
       {"exp": [T, K], "pose": [T, 6] if the model has it}.
