@@ -18,17 +18,18 @@ import time
 
 import jax
 import numpy as np
+from timing import best_of, timed
 
 from experiments.configs import pose as pose_config
 from talkingjax import audio
 from talkingjax.inference import HeadMotionPredictor
 from talkingjax.models import build_model, rows_for_frames
-from talkingjax.train import head_motion, parallel
+from talkingjax.train import head_motion, loop, parallel
 
 
 def bench_train(config, steps: int) -> dict:
     mesh = parallel.make_mesh(1)
-    model = build_model(head_motion.model_config(config))
+    model = build_model(loop.model_config(config))
     opt = head_motion.make_optimizer(config.train.joint_lr, config.train.grad_clip)
     update = parallel.data_parallel(
         head_motion.make_update(head_motion.joint_loss, model, config.loss, opt), mesh
@@ -78,15 +79,8 @@ def bench_inference(config, speech_seconds: float) -> dict:
     def run():
         return predictor.predict_pose(wave, predictor.encode_pattern(ref, config.model.fps))
 
-    t0 = time.perf_counter()
-    run()
-    first_s = time.perf_counter() - t0
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - t0)
-    best = min(times)
+    _, first_s = timed(run)
+    best, _ = best_of(run, 3)
     return {
         "inference_s": best,
         "inference_first_call_s": first_s,

@@ -26,11 +26,11 @@ the BFM-size mesh and forward+backward <= 3x forward.
 import argparse
 import json
 import resource
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from timing import best_of, timed
 
 from talkingjax.face3d import camera as camera_lib
 from talkingjax.face3d import coeffs as coeffs_lib
@@ -59,12 +59,8 @@ def _time(fn, args, repeats: int) -> tuple[float, dict]:
             + mem.temp_size_in_bytes
             - mem.alias_size_in_bytes
         )
-    jax.block_until_ready(compiled(*args))
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        best = min(best, time.perf_counter() - t0)
+    timed(compiled, *args)
+    best, _ = best_of(lambda: compiled(*args), repeats)
     return best, {"xla_peak_mb": None if peak is None else peak / 2**20}
 
 

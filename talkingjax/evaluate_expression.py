@@ -47,17 +47,10 @@ class ExpressionPredictor:
     @classmethod
     def from_workdir(cls, workdir: str, step: int | None = None) -> ExpressionPredictor:
         """Loads the latest (or given) checkpoint of a `train_expression` workdir."""
-        from talkingjax.train import checkpoint, loop
         from talkingjax.train import expression as trainer
 
-        config = checkpoint.load_workdir_config(workdir)
-        model = build_expression_model(config.model)
-        opt = loop.make_optimizer(config.train.lr, config.train.grad_clip, config.train.b1)
-        target = jax.eval_shape(lambda: trainer.init_state(model, config, opt))
-        state = checkpoint.load(workdir, target, step)
-        return cls(
-            model, {"params": state.params, "batch_stats": state.batch_stats}, config.model.fps
-        )
+        config, variables = trainer.load_variables(workdir, step)
+        return cls(build_expression_model(config.model), variables, config.model.fps)
 
     def predict_windows(self, windows: np.ndarray) -> dict[str, np.ndarray]:
         """[T, 28, 12] audio windows -> {"exp": [T, K], ("pose": [T, 6])}, one LSTM pass."""
@@ -132,7 +125,7 @@ def evaluate_workdir(workdir: str) -> dict:
     predictor = ExpressionPredictor.from_workdir(workdir)
     fps, num_exp = config.model.fps, config.model.num_exp
     face_model = default.load_default()
-    train_clips, test_clips = trainer.load_data(config, workdir)
+    train_clips, test_clips = trainer.load_data(config, trainer.corpus_workdir(config, workdir))
     train_mean = np.concatenate([c.exp for c in train_clips]).mean(axis=0)
     results = {}
     if test_clips:
@@ -142,9 +135,13 @@ def evaluate_workdir(workdir: str) -> dict:
     if target is not None:
         whole = sampling.prepare_expression_clips([target], fps, num_exp)[0]
         n = config.finetune.frames
+        # heldout_frames > 0 evaluates only the frames right after the tuning ones: a
+        # validation slice inside a longer clip, for choosing fine-tune settings.
+        held_frames = config.finetune.get("heldout_frames", 0)
+        end = n + held_frames if held_frames > 0 else None
         held = sampling.ExpressionClip(
-            whole.clip_id + "_heldout", whole.windows[n:], whole.exp[n:], whole.pose[n:],
-            whole.energy[n:],
+            whole.clip_id + "_heldout", whole.windows[n:end], whole.exp[n:end],
+            whole.pose[n:end], whole.energy[n:end],
         )  # fmt: skip
         tune_mean = whole.exp[:n].mean(axis=0)
         results["target_heldout"] = evaluate_clips(predictor, [held], tune_mean, face_model)

@@ -20,7 +20,7 @@ from experiments.configs import pose as pose_config
 from talkingjax import evaluate
 from talkingjax.data import synthetic
 from talkingjax.errors import InputError
-from talkingjax.train import head_motion, parallel
+from talkingjax.train import head_motion, loop, parallel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -110,7 +110,7 @@ def test_data_parallel_update_matches_single_device(corpus):
     """Gradients averaged over 4 devices = gradients of the whole batch on one device."""
     assert jax.device_count() == 4
     c = _tiny_config(corpus)
-    model = head_motion.build_model(head_motion.model_config(c))
+    model = head_motion.build_model(loop.model_config(c))
     # SGD, not Adam: Adam maps the ~0 gradients of conv biases before BatchNorm (exactly 0 in
     # exact arithmetic) to +-lr by sign, which would compare float noise.
     opt = optax.sgd(0.1)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -65,6 +66,50 @@ def test_general_and_finetune_phases_train_and_evaluate(corpus, tmp_path):
     # Rerunning a finished workdir trains nothing more and evaluates the same.
     again = expression.train_and_evaluate(_tiny(corpus, steps=4, tune=2, clip_id=target), workdir)
     assert again["test_split"]["ours"]["mse"] == pytest.approx(results["test_split"]["ours"]["mse"])
+
+
+def test_finetune_from_a_general_run_with_frozen_groups(corpus, tmp_path):
+    clips = records.load_dataset(corpus)
+    target = [c for c in clips if c.split == "test"][0].clip_id
+    general = str(tmp_path / "general")
+    expression.train(_tiny(corpus, steps=3), general)
+    _, source = expression.load_variables(general)
+    c = _tiny(corpus, steps=3, tune=2, clip_id=target)
+    c.finetune.init_from = general
+    c.finetune.frozen = ("encoder", "lstm")
+    tuned = str(tmp_path / "tuned")
+    state = expression.train(c, tuned)
+    lines = [json.loads(x) for x in open(os.path.join(tuned, "metrics.jsonl"))]
+    assert [x["phase"] for x in lines] == ["finetune"] * 2  # no general phase of its own
+    assert int(state.step) == 2
+    for group in ("encoder", "lstm"):  # frozen: exactly the general run's parameters
+        for a, b in zip(
+            jax.tree.leaves(state.params[group]),
+            jax.tree.leaves(source["params"][group]),
+            strict=True,
+        ):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    head = state.params["head"]["kernel"]
+    assert not np.allclose(np.asarray(head), np.asarray(source["params"]["head"]["kernel"]))
+    # The evaluation reads the general run's corpus; none is generated in the fine-tune workdir.
+    results = evaluate_expression.evaluate_workdir(tuned)
+    assert results["target_heldout"]["frames"] > 0
+
+
+def test_finetune_init_from_mismatches_are_named(corpus, tmp_path):
+    general = str(tmp_path / "general")
+    expression.train(_tiny(corpus, steps=1), general)
+    c = _tiny(corpus)
+    c.finetune.init_from = general
+    with pytest.raises(InputError, match="needs a fine-tune target"):
+        expression.train(c, str(tmp_path / "a"))
+    target = records.load_dataset(corpus)[0].clip_id
+    c = _tiny(corpus, tune=1, clip_id=target)
+    c.finetune.init_from = general
+    c.model.hidden = 8
+    with pytest.raises(InputError, match="has model"):
+        expression.train(c, str(tmp_path / "b"))
+    assert not os.path.exists(os.path.join(tmp_path, "b", "checkpoints"))
 
 
 def test_eq7_variant_without_pose_trains(corpus, tmp_path):

@@ -7,7 +7,9 @@ paper 001 Sec. 3.2, Eq. 1-2).
 `get_config()`: reference sizes (five convs 64-512, FC 2048/256, LSTM 256 x 3), the 2020
 variant (expression + 6 pose outputs, Eq. 2 of paper 001) on 16-frame windows, batch 16, Adam
 betas (0.5, 0.999) at 2e-4; a general phase on many speakers, then an optional fine-tune on a
-target clip's first 300 frames at 1e-4. `loss.kind = "eq7"` trains paper 000's expression-only
+target clip's first 300 frames (300 steps at 1e-4, parameters averaged over the last 150;
+`finetune.init_from` starts it from an existing general run, `finetune.frozen` keeps parameter
+groups fixed). `loss.kind = "eq7"` trains paper 000's expression-only
 objective instead (set `model.with_pose = False`). `get_config("tiny")` is a small model that
 trains on 2 CPU cores in minutes. Without `data.root` the trainer generates (once) the
 synthetic speech-driven expression corpus under the workdir, in the default face model's basis.
@@ -31,8 +33,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.finetune.root = ""  # records dataset holding the target clip ("" = no fine-tune)
     c.finetune.clip_id = ""
     c.finetune.frames = 300  # the first 12 s at 25 fps; the rest is held out for evaluation
+    c.finetune.heldout_frames = 0  # evaluate frames [frames, frames + this); 0 = all the rest
     c.finetune.steps = 300
     c.finetune.lr = 1e-4
+    # Stochastic weight averaging over the fine-tune's second half (-1 = off): 300 frames are
+    # few, and averaging the late iterates lowered the validation error (see the README).
+    c.finetune.average_from = 150
+    c.finetune.frozen = ()  # parameter groups kept fixed: "encoder", "lstm", "head"
+    c.finetune.init_from = ""  # a general run's workdir: fine-tune only, from its parameters
 
     c.model = ml_collections.ConfigDict()
     c.model.fps = 25.0
@@ -70,8 +78,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.fc = (256, 64)
         c.train.steps = 600
         c.train.lr = 1e-3
-        c.finetune.steps = 150
-        c.finetune.lr = 3e-4
         c.train.checkpoint_every = 200
         c.train.log_every = 50
     elif arg not in (None, "", "paper"):

@@ -471,36 +471,8 @@ def generate_expression_corpus(
     return clips
 
 
-def _define_flags() -> None:
-    # Defined only when run as a script: importing the module must not claim global flag names.
-    from absl import flags
-
-    flags.DEFINE_string("out", None, "Dataset directory to write.", required=True)
-    flags.DEFINE_integer("videos", 24, "Number of train videos.")
-    flags.DEFINE_integer("test_videos", 6, "Number of test videos (unseen speakers).")
-    flags.DEFINE_float("seconds", 30.0, "Seconds per video.")
-    flags.DEFINE_float("fps", 25.0, "Frame rate.")
-    flags.DEFINE_integer("seed", 0, "Random seed.")
-
-
-def main(argv) -> None:
-    from absl import flags
-
-    del argv
-    f = flags.FLAGS
-    try:
-        clips = generate_expression_corpus(f.out, f.videos, f.test_videos, f.seconds, f.fps, f.seed)
-    except InputError as err:
-        raise SystemExit(f"error: {err}") from None
-    k = clips[0].exp.shape[1]
-    print(
-        f"wrote {len(clips)} clips ({f.videos} train, {f.test_videos} test, {k} expression "
-        f"coefficients per frame) to {f.out}"
-    )
-
-
 if __name__ == "__main__":
-    from absl import app
-
-    _define_flags()
-    app.run(main)
+    synthetic.run_cli(
+        generate_expression_corpus,
+        lambda clips: f", {clips[0].exp.shape[1]} expression coefficients per frame",
+    )

@@ -179,7 +179,9 @@ def _rasterize_flat(pos_h, *, triangles, height, width, near, far, cull_backface
         l1 = ts[:, 2] * qx + ts[:, 3] * qy
         l2 = ts[:, 4] * qx + ts[:, 5] * qy
         e0, e1, e2 = (1.0 - l1 - l2) * ts[:, 6], l1 * ts[:, 7], l2 * ts[:, 8]
-        inv_w = e0 + e1 + e2
+        # Materialised once: the winner test below compares it for exact equality with the
+        # max-scattered copy, which a recomputation fused differently (FMA) could break.
+        inv_w = jax.lax.optimization_barrier(e0 + e1 + e2)
         # Covered iff every e_k / S >= 0 and near < 1 / S (< far), written without divisions.
         covered = (e0 * inv_w >= 0) & (e1 * inv_w >= 0) & (e2 * inv_w >= 0)
         covered &= (inv_w > 0) & (inv_w * near < 1.0) & (g < total)

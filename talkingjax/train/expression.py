@@ -11,26 +11,18 @@ code personalises the model on the first 300 frames of the target video.
 
 from __future__ import annotations
 
-import os
+import json
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from talkingjax import losses
 from talkingjax.data import records, sampling
 from talkingjax.errors import InputError
 from talkingjax.models import build_expression_model
-from talkingjax.train import checkpoint, loop, parallel
+from talkingjax.train import checkpoint, loop
 
 _RESUME_KEYS = ("model", "data", "finetune", "seed")
-
-
-def model_config(config) -> ml_collections.ConfigDict:
-    """`config.model` with the mesh axis BatchNorm averages over during training."""
-    cfg = ml_collections.ConfigDict(config.model.to_dict())
-    cfg.bn_axis_name = parallel.DATA_AXIS
-    return cfg
 
 
 def loss_fn(params, batch_stats, batch, model, loss_cfg):
@@ -63,22 +55,11 @@ def loss_fn(params, batch_stats, batch, model, loss_cfg):
 
 def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Clip]]:
     """(train, test) clips of `config.data.root`, or of the synthetic expression corpus."""
-    root = config.data.root
-    if not root:
-        from talkingjax.data import synthetic_expression
+    from talkingjax.data import synthetic_expression
 
-        root = os.path.join(workdir, "synthetic_expression")
-        if not os.path.exists(os.path.join(root, "manifest.json")):
-            synthetic_expression.generate_expression_corpus(
-                root,
-                num_videos=config.data.synthetic_videos,
-                num_test_videos=config.data.synthetic_test_videos,
-                seconds_per_video=config.data.synthetic_seconds,
-                fps=config.model.fps,
-                seed=config.seed,
-            )
-    clips = records.load_dataset(root)
-    return [c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"]
+    return loop.load_data(
+        config, workdir, "synthetic_expression", synthetic_expression.generate_expression_corpus
+    )
 
 
 def target_clip(config) -> records.Clip | None:
@@ -104,30 +85,72 @@ def init_state(model, config, optimizer) -> loop.TrainState:
     return loop.init_state(variables, optimizer)
 
 
-def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:
-    """Trains (or resumes) the general phase and the optional fine-tune; returns the state."""
-    checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
-    fps, num_exp = config.model.fps, config.model.num_exp
-    train_clips, _ = load_data(config, workdir)
-    general = sampling.WindowSampler(
-        sampling.prepare_expression_clips(train_clips, fps, num_exp),
-        config.data.window_frames,
-        config.seed,
-    )
-    target = target_clip(config)
-    checkpoint.write_workdir_config(workdir, config.to_json())
-    model = build_expression_model(model_config(config))
+def load_variables(workdir: str, step: int | None = None):
+    """(config, {"params", "batch_stats"}) of the latest (or given) checkpoint of a workdir."""
+    config = checkpoint.load_workdir_config(workdir)
+    model = build_expression_model(config.model)
     opt = loop.make_optimizer(config.train.lr, config.train.grad_clip, config.train.b1)
-    phases = [loop.Phase("general", config.train.steps, loss_fn, opt, general.sample)]
+    target = jax.eval_shape(lambda: init_state(model, config, opt))
+    state = checkpoint.load(workdir, target, step)
+    return config, {"params": state.avg_params, "batch_stats": state.batch_stats}
+
+
+def corpus_workdir(config, workdir: str) -> str:
+    """Where the general-phase corpus lives: the `finetune.init_from` run's, else this one's."""
+    return config.finetune.get("init_from", "") or workdir
+
+
+def _source_variables(config, target) -> dict:
+    """The variables `finetune.init_from` names, checked against this config."""
+    source = config.finetune.init_from
+    if target is None:
+        raise InputError("finetune.init_from needs a fine-tune target (finetune.clip_id)")
+    source_config, variables = load_variables(source)
+    # Through JSON: a config read back from disk has lists where a fresh one has tuples.
+    theirs, ours = (json.loads(c.model.to_json()) for c in (source_config, config))
+    if theirs != ours:
+        raise InputError(f"finetune.init_from {source} has model {theirs}; this config {ours}")
+    return variables
+
+
+def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:
+    """Trains (or resumes) the general phase and the optional fine-tune; returns the state.
+
+    With `finetune.init_from` (another workdir of this trainer, same `model` config) the
+    general phase is that run's: training starts from its latest parameters and is only the
+    fine-tune, as paper 001 personalises one general model for each target.
+    """
+    checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
+    fps, num_exp, window = config.model.fps, config.model.num_exp, config.data.window_frames
+    target = target_clip(config)
+    phases, source = [], None
+    if config.finetune.init_from:
+        source = _source_variables(config, target)
+    else:
+        train_clips, _ = load_data(config, workdir)
+        general = sampling.prepare_expression_clips(train_clips, fps, num_exp)
+        sampler = sampling.WindowSampler(general, window, config.seed)
+        opt = loop.make_optimizer(config.train.lr, config.train.grad_clip, config.train.b1)
+        phases.append(loop.Phase("general", config.train.steps, loss_fn, opt, sampler.sample))
     if target is not None:
-        tune = sampling.WindowSampler(
-            sampling.prepare_expression_clips([target], fps, num_exp, config.finetune.frames),
-            config.data.window_frames,
-            config.seed + 1,
+        tune = sampling.prepare_expression_clips([target], fps, num_exp, config.finetune.frames)
+        sampler = sampling.WindowSampler(tune, window, config.seed + 1)
+        opt = loop.make_optimizer(
+            config.finetune.lr, config.train.grad_clip, config.train.b1, config.finetune.frozen
         )
-        tune_opt = loop.make_optimizer(config.finetune.lr, config.train.grad_clip, config.train.b1)
-        phases.append(loop.Phase("finetune", config.finetune.steps, loss_fn, tune_opt, tune.sample))
-    state = init_state(model, config, opt)
+        average = config.finetune.average_from
+        phases.append(
+            loop.Phase(
+                "finetune", config.finetune.steps, loss_fn, opt, sampler.sample,
+                average_from=None if average < 0 else average,
+            )
+        )  # fmt: skip
+    checkpoint.write_workdir_config(workdir, config.to_json())
+    model = build_expression_model(loop.model_config(config))
+    if source is not None:
+        state = loop.init_state(source, phases[0].optimizer)
+    else:
+        state = init_state(model, config, phases[0].optimizer)
     return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
 
 

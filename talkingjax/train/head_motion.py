@@ -13,11 +13,9 @@ state is updated identically everywhere.
 from __future__ import annotations
 
 import math
-import os
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 
 from talkingjax import losses
 from talkingjax.data import records, sampling
@@ -116,29 +114,9 @@ def phase_steps(config, sampler: sampling.TripletSampler) -> tuple[int, int]:
 
 def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Clip]]:
     """(train, test) clips of `config.data.root`, or of the synthetic corpus in the workdir."""
-    root = config.data.root
-    if not root:
-        from talkingjax.data import synthetic
+    from talkingjax.data import synthetic
 
-        root = os.path.join(workdir, "synthetic")
-        if not os.path.exists(os.path.join(root, "manifest.json")):
-            synthetic.generate_corpus(
-                root,
-                num_videos=config.data.synthetic_videos,
-                num_test_videos=config.data.synthetic_test_videos,
-                seconds_per_video=config.data.synthetic_seconds,
-                fps=config.model.fps,
-                seed=config.seed,
-            )
-    clips = records.load_dataset(root)
-    return ([c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"])
-
-
-def model_config(config) -> ml_collections.ConfigDict:
-    """`config.model` with the mesh axis BatchNorm averages over during training."""
-    cfg = ml_collections.ConfigDict(config.model.to_dict())
-    cfg.bn_axis_name = parallel.DATA_AXIS
-    return cfg
+    return loop.load_data(config, workdir, "synthetic", synthetic.generate_corpus)
 
 
 def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> TrainState:
@@ -161,7 +139,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> Tra
     )
     checkpoint.write_workdir_config(workdir, config.to_json())
     pre_steps, joint_steps = phase_steps(config, sampler)
-    model = build_model(model_config(config))
+    model = build_model(loop.model_config(config))
     clip = config.train.grad_clip
     phases = [
         loop.Phase("pretrain", pre_steps, pretrain_loss,

@@ -1,9 +1,11 @@
 """The training loop every trainer shares: explicit train state, data-parallel update
 functions, phases with a fresh optimizer each, Orbax checkpoints, JSONL metrics.
 
-A trainer supplies its model's loss functions and a batch sampler; `run_phases` does the rest:
+A trainer supplies its model's loss functions and a batch sampler per phase; `run_phases` does
+the rest:
 
-    state = loop.run_phases(workdir, config, resume_keys, mesh, phases, init_state, sample)
+    phases = [loop.Phase("general", steps, loss_fn, loop.make_optimizer(lr), sampler.sample)]
+    state = loop.run_phases(workdir, config, model, phases, loop.init_state(variables, opt))
 
 One update is data-parallel: every device computes gradients on its shard of the batch, `pmean`
 over the `data` mesh axis averages them, and the replicated state is updated identically
@@ -16,17 +18,52 @@ stops the run before a checkpoint could be overwritten.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from typing import Any
 
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
+from talkingjax.data import records
 from talkingjax.train import checkpoint, parallel
 from talkingjax.train.metric_writer import MetricWriter
+
+
+def model_config(config) -> ml_collections.ConfigDict:
+    """`config.model` with the mesh axis BatchNorm averages over during training."""
+    cfg = ml_collections.ConfigDict(config.model.to_dict())
+    cfg.bn_axis_name = parallel.DATA_AXIS
+    return cfg
+
+
+def load_data(
+    config, workdir: str, corpus: str, generate: Callable[..., object]
+) -> tuple[list[records.Clip], list[records.Clip]]:
+    """(train, test) clips of `config.data.root`, or of a synthetic corpus in the workdir.
+
+    Without `data.root`, `generate(root, num_videos=, num_test_videos=, seconds_per_video=,
+    fps=, seed=)` writes the corpus once to `workdir/corpus` from `config.data.synthetic_*`;
+    later runs (and the evaluation) reuse it.
+    """
+    root = config.data.root
+    if not root:
+        root = os.path.join(workdir, corpus)
+        if not os.path.exists(os.path.join(root, "manifest.json")):
+            generate(
+                root,
+                num_videos=config.data.synthetic_videos,
+                num_test_videos=config.data.synthetic_test_videos,
+                seconds_per_video=config.data.synthetic_seconds,
+                fps=config.model.fps,
+                seed=config.seed,
+            )
+    clips = records.load_dataset(root)
+    return [c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"]
 
 
 @flax.struct.dataclass
@@ -37,21 +74,44 @@ class TrainState:
     params: Any
     batch_stats: Any
     opt_state: Any
+    # The mean of `params` over the averaging tail of the current phase (`Phase.average_from`),
+    # else equal to `params`; what a trained model is evaluated and used with.
+    avg_params: Any
 
 
 def make_optimizer(
-    lr: float, grad_clip: float = 0.0, b1: float = 0.9
+    lr: float, grad_clip: float = 0.0, b1: float = 0.9, frozen: str | tuple[str, ...] = ()
 ) -> optax.GradientTransformation:
-    """Adam (both papers' optimizer), optionally after global-norm clipping (grad_clip > 0)."""
-    # Every phase uses the same chain, so their states share one structure (one checkpoint).
+    """Adam (both papers' optimizer), optionally after global-norm clipping (grad_clip > 0).
+
+    `frozen`: top-level parameter groups (e.g. "encoder" or ("encoder", "lstm")) whose
+    gradients are zeroed before clipping and Adam, so they never move (their moments stay 0).
+    """
+    # Every phase uses the same chain, so their states share one structure (one checkpoint);
+    # the freeze wraps the chain rather than adding a stage to it for the same reason.
     clip = optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity()
-    return optax.chain(clip, optax.adam(lr, b1=b1))
+    inner = optax.chain(clip, optax.adam(lr, b1=b1))
+    frozen = (frozen,) if isinstance(frozen, str) else tuple(frozen)
+    if not frozen:
+        return inner
+
+    def update(grads, state, params=None):
+        unknown = set(frozen) - set(grads)
+        if unknown:
+            raise ValueError(f"frozen groups {sorted(unknown)} not among {sorted(grads)}")
+        grads = {k: jax.tree.map(jnp.zeros_like, g) if k in frozen else g for k, g in grads.items()}
+        return inner.update(grads, state, params)
+
+    return optax.GradientTransformation(inner.init, update)
 
 
-def make_update(loss_fn, model, loss_cfg, optimizer):
+def make_update(loss_fn, model, loss_cfg, optimizer, average_start: int | None = None):
     """The per-device update `(state, local_batch) -> (state, metrics)` for `loss_fn`.
 
     `loss_fn(params, batch_stats, batch, model, loss_cfg) -> (loss, (metrics, batch_stats))`.
+    From the global step `average_start` on, `avg_params` is the running mean of the
+    parameters after each update (stochastic weight averaging); before it, and without it,
+    `avg_params` is the parameters.
     """
 
     def update(state: TrainState, batch):
@@ -69,8 +129,17 @@ def make_update(loss_fn, model, loss_cfg, optimizer):
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
+        avg = params
+        if average_start is not None:
+            # k-th averaged iterate: avg += (params - avg) / k; k <= 1 restarts from params.
+            k = jnp.maximum(state.step + 1 - average_start, 1).astype(jnp.float32)
+            avg = jax.tree.map(lambda a, p: a + (p - a) / k, state.avg_params, params)
         return state.replace(
-            step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state
+            step=state.step + 1,
+            params=params,
+            batch_stats=batch_stats,
+            opt_state=opt_state,
+            avg_params=avg,
         ), metrics
 
     return update
@@ -84,6 +153,8 @@ def init_state(variables, optimizer) -> TrainState:
         params=params,
         batch_stats=variables.get("batch_stats", {}),
         opt_state=optimizer.init(params),
+        # A copy: the update donates the state, and one buffer must not be donated twice.
+        avg_params=jax.tree.map(jnp.copy, params),
     )
 
 
@@ -97,6 +168,8 @@ class Phase:
       loss_fn: see `make_update`.
       optimizer: its state is created fresh when the phase starts.
       sample: `(step, batch_size) -> batch` of host arrays (a pure function of the step).
+      average_from: after this many of the phase's steps, `TrainState.avg_params` averages
+        the parameters of the remaining steps (None: no averaging).
     """
 
     name: str
@@ -104,6 +177,7 @@ class Phase:
     loss_fn: Callable
     optimizer: optax.GradientTransformation
     sample: Callable[[int, int], dict]
+    average_from: int | None = None
 
 
 def run_phases(
@@ -131,8 +205,17 @@ def run_phases(
     starts = np.cumsum([0] + [p.steps for p in phases])
     total = int(starts[-1])
     updates = [
-        parallel.data_parallel(make_update(p.loss_fn, model, config.loss, p.optimizer), mesh)
-        for p in phases
+        parallel.data_parallel(
+            make_update(
+                p.loss_fn,
+                model,
+                config.loss,
+                p.optimizer,
+                None if p.average_from is None else int(start) + p.average_from,
+            ),
+            mesh,
+        )
+        for p, start in zip(phases, starts, strict=False)
     ]
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, config.train.checkpoint_every)
     state, step = checkpoint.restore_or(mngr, state)
