@@ -43,7 +43,7 @@ def _score(pred: np.ndarray, true: np.ndarray, fps: float) -> dict[str, float]:
     }
 
 
-def _retrieval(predictor, videos, window: int, stride: int) -> float:
+def pattern_retrieval(predictor, videos, window: int, stride: int) -> float:
     poses, labels = [], []
     for v in videos:
         for s in range(0, v.pose.shape[0] - window + 1, stride):
@@ -53,6 +53,23 @@ def _retrieval(predictor, videos, window: int, stride: int) -> float:
         raise InputError("retrieval needs windows of at least two held-out videos")
     patterns = predictor.encode_patterns(poses, predictor.fps)
     return pose_metrics.retrieval_accuracy(patterns, np.array(labels))
+
+
+def held_out_videos(test_clips, fps: float, reference_seconds: float):
+    """(all videos, the usable ones, reference frames) of the protocol above.
+
+    A usable video has a reference part plus at least `records.MIN_CLIP_SECONDS` to predict.
+    """
+    videos = sampling.prepare_videos(test_clips, fps)
+    ref = int(round(reference_seconds * fps))
+    min_target = int(round(records.MIN_CLIP_SECONDS * fps))
+    usable = [v for v in videos if v.pose.shape[0] >= ref + min_target]
+    if len(usable) < 2:
+        raise InputError(
+            f"evaluation needs >= 2 held-out videos longer than "
+            f"{reference_seconds + records.MIN_CLIP_SECONDS:.0f} s"
+        )
+    return videos, usable, ref
 
 
 def evaluate(
@@ -66,15 +83,7 @@ def evaluate(
        "curves": [{"video_id", "real", method: [F, 6]}...] for plotting}
     """
     fps = predictor.fps
-    videos = sampling.prepare_videos(test_clips, fps)
-    ref = int(round(eval_cfg.reference_seconds * fps))
-    min_target = int(round(records.MIN_CLIP_SECONDS * fps))
-    usable = [v for v in videos if v.pose.shape[0] >= ref + min_target]
-    if len(usable) < 2:
-        raise InputError(
-            f"evaluation needs >= 2 held-out videos longer than "
-            f"{eval_cfg.reference_seconds + records.MIN_CLIP_SECONDS:.0f} s"
-        )
+    videos, usable, ref = held_out_videos(test_clips, fps, eval_cfg.reference_seconds)
     mean_pose = np.concatenate([c.pose for c in train_clips]).mean(axis=0)
     rng = np.random.default_rng(seed)
     per_video, curves = [], []
@@ -122,7 +131,7 @@ def evaluate(
     stride = int(round(eval_cfg.retrieval_stride_seconds * fps))
     return {
         "methods": methods,
-        "retrieval_accuracy": _retrieval(predictor, videos, window, stride),
+        "retrieval_accuracy": pattern_retrieval(predictor, videos, window, stride),
         "num_videos": len(usable),
         "reference_seconds": eval_cfg.reference_seconds,
         "videos": per_video,

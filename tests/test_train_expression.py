@@ -96,6 +96,21 @@ def test_finetune_from_a_general_run_with_frozen_groups(corpus, tmp_path):
     assert results["target_heldout"]["frames"] > 0
 
 
+def test_a_run_trained_on_four_devices_loads_on_one(corpus, tmp_path):
+    workdir = str(tmp_path / "four")
+    expression.train(_tiny(corpus, steps=1), workdir)  # conftest: 4 faked devices
+    code = (
+        "import jax; from talkingjax.train import expression as t; "
+        f"c, v = t.load_variables({workdir!r}); print(jax.device_count(), len(v['params']))"
+    )
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["1", "3"]
+
+
 def test_finetune_init_from_mismatches_are_named(corpus, tmp_path):
     general = str(tmp_path / "general")
     expression.train(_tiny(corpus, steps=1), general)

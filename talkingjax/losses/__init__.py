@@ -14,8 +14,18 @@ Paper 001 (Yi et al. 2020, the predecessor), joint expression + pose (`expressio
   Eq. 2  joint_expression_pose_loss  (alias `p001_eq2`) MSE(exp) + 0.2 MSE(pose)
                                      + 0.01 pose continuity + 1e-4 expression continuity
   building blocks: masked_mse (the MSE terms), continuity (sum_t ||x(t+1) - x(t)||^2)
+
+The peers' pose models, one module each (`from talkingjax.losses import audio2head`):
+  Paper 002 (Audio2Head, `audio2head.py`): Eq. 3 p002_eq3 = pose_ssim (1 - SSIM of the 6 x T
+    pose image), Eq. 4 p002_eq4 = pose_predictor_objective (LSGAN + SSIM).
+  Paper 003 (PoseGAN, `posegan.py`): Eq. 3 p003_eq3_pose / p003_eq3_motion, Eq. 4 p003_eq4
+    (alpha L_pose + beta L_p-motion), Eq. 5 p003_eq5 (conditional GAN value), Eq. 6 p003_eq6.
+    Eq. 1 (Gaussian pose filter) is `talkingjax.fitting.smooth_pose`.
+  Paper 004 (Live Speech Portraits, `lsp.py`): Eq. 9 p004_eq9 = apc_l1, Eq. 11 p004_eq11 =
+    gaussian_pose_nll (pose + velocity, 12-d).
 """
 
+from talkingjax.losses import audio2head, lsp, posegan
 from talkingjax.losses.expression import (
     continuity,
     expression_loss,
@@ -37,6 +47,15 @@ eq4 = pose_smoothness
 eq5 = pose_contrastive
 eq7 = expression_loss
 p001_eq2 = joint_expression_pose_loss  # paper 001's Eq. 2 (paper 000's Eq. 2 is `eq2`)
+p002_eq3 = audio2head.p002_eq3
+p002_eq4 = audio2head.p002_eq4
+p003_eq3_pose = posegan.p003_eq3_pose
+p003_eq3_motion = posegan.p003_eq3_motion
+p003_eq4 = posegan.p003_eq4
+p003_eq5 = posegan.p003_eq5
+p003_eq6 = posegan.p003_eq6
+p004_eq9 = lsp.p004_eq9
+p004_eq11 = lsp.p004_eq11
 
 __all__ = [
     "eq1",
@@ -46,6 +65,18 @@ __all__ = [
     "eq5",
     "eq7",
     "p001_eq2",
+    "p002_eq3",
+    "p002_eq4",
+    "p003_eq3_pose",
+    "p003_eq3_motion",
+    "p003_eq4",
+    "p003_eq5",
+    "p003_eq6",
+    "p004_eq9",
+    "p004_eq11",
+    "audio2head",
+    "lsp",
+    "posegan",
     "continuity",
     "expression_loss",
     "joint_expression_pose_loss",

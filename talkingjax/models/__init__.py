@@ -3,8 +3,13 @@
 Paper 000 head motion: `MotionEncoder`, `PoseDecoder` (`build_model`). Audio to expression
 (paper 000 Eq. 6, paper 001 Eq. 1): `AudioEncoder`, `ExpressionRegressor`
 (`build_expression_model`, inputs from `expression_windows`).
+
+The peers' pose models, one module each: `audio2head` (paper 002: `Audio2HeadPose`,
+`PosePatchDiscriminator`), `posegan` (paper 003: `PoseGANGenerator`, `PoseGANDiscriminator`,
+`generate_long`), `lsp` (paper 004: `LSPPoseModel`, `sample`, `APC`, `manifold_projection`).
 """
 
+from talkingjax.models import audio2head, lsp, posegan
 from talkingjax.models.expression import (
     AudioEncoder,
     ExpressionRegressor,
@@ -23,6 +28,9 @@ from talkingjax.models.head_motion import (
 from talkingjax.models.layers import StackedLSTM
 
 __all__ = [
+    "audio2head",
+    "lsp",
+    "posegan",
     "AudioEncoder",
     "ExpressionRegressor",
     "build_expression_model",

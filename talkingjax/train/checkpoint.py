@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 
+import jax
 import orbax.checkpoint as ocp
 
 from talkingjax.errors import InputError
@@ -45,16 +46,27 @@ def restore_or(mngr: ocp.CheckpointManager, state):
     return mngr.restore(step, args=ocp.args.StandardRestore(state)), int(step)
 
 
+def _on_first_device(target):
+    """`target`'s leaves as abstract arrays on this process's first device."""
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
+
+
 def load(workdir: str, target, step: int | None = None):
     """Restores the latest (or given) checkpoint of `workdir` into `target`'s structure,
-    read-only (a run may be training in that workdir). `target` may be abstract
-    (`jax.eval_shape`)."""
+    read-only (a run may be training in that workdir), onto one device. `target` may be
+    abstract (`jax.eval_shape`).
+
+    The arrays are placed explicitly: without a sharding Orbax would reuse the one saved with
+    the checkpoint, which names the training run's devices (4 GPUs, or 4 faked CPU devices)
+    and fails in a process with fewer.
+    """
     mngr = manager(workdir, read_only=True)
     try:
         step = mngr.latest_step() if step is None else step
         if step is None:
             raise InputError(f"{workdir} has no checkpoint to load")
-        return mngr.restore(step, args=ocp.args.StandardRestore(target))
+        return mngr.restore(step, args=ocp.args.StandardRestore(_on_first_device(target)))
     finally:
         mngr.close()
 

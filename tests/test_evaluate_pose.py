@@ -1,0 +1,198 @@
+"""The one head-pose table (talkingjax.evaluate_pose) on a tiny synthetic corpus.
+
+A tiny paper-000 workdir (a few training steps) and fake predictors of the predictor
+protocol; the peers' module is faked in `sys.modules`, so these tests do not depend on it.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from experiments.configs import pose as pose_config
+from talkingjax import evaluate_pose
+from talkingjax.data import sampling, synthetic
+from talkingjax.errors import InputError
+from talkingjax.train import checkpoint, head_motion
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROWS = (evaluate_pose.YI2022_NAME, evaluate_pose.REAL, evaluate_pose.MEAN, evaluate_pose.RANDOM)
+
+
+def _tiny_config(root):
+    c = pose_config.get_config("tiny")
+    c.data.root = str(root)
+    c.model.encoder_hidden = 16
+    c.model.decoder_hidden = 16
+    c.model.encoder_mlp = (16,)
+    c.model.window_features = 16
+    c.model.head_features = (16, 16)
+    c.train.batch_size = 8
+    c.train.pretrain_steps = 1
+    c.train.joint_steps = 1
+    c.data.window_seconds = 6.0
+    # 12 s held-out videos: 6 s reference, 6 s (150 frames) predicted.
+    c.eval.reference_seconds = 6.0
+    c.eval.retrieval_window_seconds = 4.0
+    c.eval.retrieval_stride_seconds = 2.0
+    return c
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("corpus")
+    synthetic.generate_corpus(root, num_videos=3, num_test_videos=3, seconds_per_video=12.0)
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("run"))
+    head_motion.train(_tiny_config(corpus), workdir)
+    return workdir
+
+
+class Oracle:
+    """Protocol predictor that returns the real continuation of the video it is given."""
+
+    name = "oracle"
+    fps = 25.0
+    has_pattern = False
+
+    def __init__(self, test_clips):
+        self.videos = sampling.prepare_videos(test_clips, self.fps)
+
+    def predict(self, mfcc, reference_pose, frames, seed=0):
+        ref = reference_pose.shape[0]
+        for v in self.videos:
+            if np.array_equal(v.pose[:ref], reference_pose):
+                return v.pose[ref : ref + frames]
+        raise AssertionError("reference pose of no held-out video")
+
+
+class Still:
+    """Protocol predictor holding the last reference pose (has a fake pattern encoder)."""
+
+    name = "still"
+    fps = 25.0
+    has_pattern = True
+
+    @classmethod
+    def from_workdir(cls, workdir):
+        return cls()
+
+    def predict(self, mfcc, reference_pose, frames, seed=0):
+        assert mfcc.ndim == 2 and mfcc.shape[1] == 13
+        return np.repeat(reference_pose[-1:], frames, axis=0)
+
+    def encode_patterns(self, poses, fps):
+        return np.stack([p.std(axis=0) for p in poses])
+
+
+@pytest.fixture(scope="module")
+def table(trained):
+    config = checkpoint.load_workdir_config(trained)
+    train, test = head_motion.load_data(config, trained)
+    predictors = [evaluate_pose.load_predictor(trained), Oracle(test)]
+    return evaluate_pose.evaluate_predictors(predictors, train, test, config.eval, seed=0)
+
+
+def test_table_has_every_row_and_column(table):
+    assert list(table["rows"]) == [ROWS[0], "oracle", *ROWS[1:]]
+    assert table["num_videos"] == 3 and table["classifier_window"] == 64
+    for name, row in table["rows"].items():
+        assert list(row) == list(evaluate_pose.COLUMNS)
+        for col, value in row.items():
+            if col == "retrieval" and name != ROWS[0]:
+                assert value is None  # only pattern models retrieve
+            else:
+                assert value is not None and np.isfinite(value), (name, col)
+    assert 0.0 <= table["rows"][ROWS[0]]["retrieval"] <= 1.0
+    for row in table["rows"].values():
+        assert 0.0 < row["hs"] <= 1.0 and 0.0 <= row["classifier"] <= 1.0
+    md = evaluate_pose.markdown_table(table)
+    for name in table["rows"]:
+        assert f"| {name} |" in md
+    assert "D-Rot (deg)" in md and "| - |" not in md.splitlines()[0]
+
+
+def test_real_row_is_exact_and_the_oracle_scores_like_it(table):
+    real, oracle = table["rows"][evaluate_pose.REAL], table["rows"]["oracle"]
+    assert real["hs"] == 1.0
+    for col in ("d_l", "d_v", "d_rot", "d_pos"):
+        assert real[col] == 0.0
+    assert real["diversity"] > table["rows"][evaluate_pose.MEAN]["diversity"] == 0.0
+    for col in evaluate_pose.COLUMNS:
+        if col != "retrieval":
+            assert oracle[col] == pytest.approx(real[col], abs=1e-6), col
+    assert table["rows"][evaluate_pose.RANDOM]["d_rot"] > 0.0
+
+
+def test_onset_envelope_from_mfcc_marks_energy_rises():
+    mfcc = np.zeros((300, 13), np.float32)
+    mfcc[:, 0] = -36.0  # digital silence (log eps)
+    mfcc[100:150, 0] = 2.0
+    mfcc[200:250, 0] = 2.0
+    env = evaluate_pose.onset_envelope_from_mfcc(mfcc)
+    assert env.shape == (300,) and np.flatnonzero(env).tolist() == [100, 200]
+    # Frame 0 of a segment starting at 1 s lies at row 100 + 12 - 1 (PAD 0.12 s, centre 12.5 ms).
+    assert evaluate_pose._envelope_from(env, 1.0).shape == (300 - 111,)
+
+
+def test_workdirs_with_a_peer_write_one_table(trained, tmp_path, monkeypatch):
+    peer = tmp_path / "peer"
+    peer.mkdir()
+    config = checkpoint.load_workdir_config(trained)
+    config.trainer = "peers"
+    (peer / "config.json").write_text(config.to_json())
+    monkeypatch.setitem(
+        sys.modules, "talkingjax.train.peers", types.SimpleNamespace(PeerPredictor=Still)
+    )
+    out = tmp_path / "out"
+    results = evaluate_pose.evaluate_workdirs([trained, str(peer)], str(out))
+    assert list(results["rows"]) == [ROWS[0], "still", *ROWS[1:]]
+    assert 0.0 <= results["rows"]["still"]["retrieval"] <= 1.0
+    saved = json.loads((out / "pose_table.json").read_text())
+    assert saved["rows"]["still"]["d_rot"] == results["rows"]["still"]["d_rot"]
+    assert "| still |" in (out / "pose_table.md").read_text()
+    assert not any(p.name.endswith(".tmp") for p in out.iterdir())
+
+
+def test_mismatched_data_configs_are_refused(trained, tmp_path):
+    other = tmp_path / "other"
+    other.mkdir()
+    config = checkpoint.load_workdir_config(trained)
+    config.data.window_seconds = 8.0
+    (other / "config.json").write_text(config.to_json())
+    with pytest.raises(InputError, match="data.window_seconds"):
+        evaluate_pose.evaluate_workdirs([trained, str(other)], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_with_two_workdirs_writes_the_table(trained, tmp_path):
+    second = str(tmp_path / "second")
+    shutil.copytree(trained, second, ignore=shutil.ignore_patterns("eval"))
+    out = tmp_path / "table"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.eval_pose",
+            f"--workdir={trained}",
+            f"--workdir={second}",
+            f"--out={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    md = (out / "pose_table.md").read_text()
+    assert f"| {ROWS[0]} |" in md and f"| {ROWS[0]} (2) |" in md
+    assert md in proc.stdout
+    assert not (tmp_path / "second" / "eval").exists()  # only --out is written
