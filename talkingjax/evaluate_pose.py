@@ -330,18 +330,24 @@ def _write_atomic(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _data_identity(config) -> dict:
+    """What decides the clips a workdir trained on (not how it windowed them)."""
+    data = config.data
+    if data.root:
+        return {"data.root": os.path.abspath(data.root)}
+    # Without data.root each workdir generated its synthetic corpus from these.
+    keys = ("synthetic_videos", "synthetic_test_videos", "synthetic_seconds")
+    return {**{f"data.{k}": data.get(k) for k in keys}, "seed": config.get("seed", 0)}
+
+
 def _check_same_data(workdirs, configs) -> None:
-    first = configs[0].data.to_dict()
+    first = _data_identity(configs[0])
     for workdir, config in zip(workdirs[1:], configs[1:], strict=True):
-        data = config.data.to_dict()
+        data = _data_identity(config)
         diff = sorted(k for k in set(first) | set(data) if first.get(k) != data.get(k))
-        # Without data.root each workdir generates its synthetic corpus from its own seed.
-        if not first.get("root") and config.get("seed") != configs[0].get("seed"):
-            diff.append("seed (synthetic corpus)")
         if diff:
             raise InputError(
-                f"{workdir} was trained on different data than {workdirs[0]}: "
-                + ", ".join(f"data.{k}" if not k.startswith("seed") else k for k in diff)
+                f"{workdir} was trained on different data than {workdirs[0]}: {', '.join(diff)}"
             )
 
 

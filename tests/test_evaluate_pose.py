@@ -167,9 +167,9 @@ def test_mismatched_data_configs_are_refused(trained, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     config = checkpoint.load_workdir_config(trained)
-    config.data.window_seconds = 8.0
+    config.data.root = str(tmp_path / "elsewhere")
     (other / "config.json").write_text(config.to_json())
-    with pytest.raises(InputError, match="data.window_seconds"):
+    with pytest.raises(InputError, match="data.root"):
         evaluate_pose.evaluate_workdirs([trained, str(other)], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 

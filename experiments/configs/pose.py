@@ -12,16 +12,37 @@ Without `data.root` the trainer generates (once) a synthetic corpus under the wo
 import ml_collections
 
 
+def data_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The pose data every head-pose model trains and is evaluated on (the peers' configs
+    use it too, so one table compares them on the same clips)."""
+    d = ml_collections.ConfigDict()
+    d.root = ""  # a records dataset (talkingjax.data.records); "" = synthetic corpus
+    d.synthetic_videos = 96  # used only when data.root is ""
+    d.synthetic_test_videos = 16
+    d.synthetic_seconds = 40.0
+    d.window_seconds = 12.0  # paper 000's window: 300 frames at 25 fps, the reference clip
+    if arg == "tiny":
+        d.synthetic_videos = 128
+        d.synthetic_test_videos = 16
+        d.synthetic_seconds = 24.0
+    return d
+
+
+def eval_config() -> ml_collections.ConfigDict:
+    """The held-out protocol of `talkingjax.evaluate` / `talkingjax.evaluate_pose`."""
+    e = ml_collections.ConfigDict()
+    e.reference_seconds = 12.0  # the target's "short video" before the predicted part
+    e.retrieval_window_seconds = 12.0  # pattern retrieval (models with a pattern)
+    e.retrieval_stride_seconds = 6.0
+    e.plot_videos = 3
+    return e
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.seed = 0
 
-    c.data = ml_collections.ConfigDict()
-    c.data.root = ""  # a records dataset (talkingjax.data.records); "" = synthetic corpus
-    c.data.synthetic_videos = 96  # used only when data.root is ""
-    c.data.synthetic_test_videos = 16
-    c.data.synthetic_seconds = 40.0
-    c.data.window_seconds = 12.0  # 300 frames at 25 fps, the reference clip length
+    c.data = data_config(arg)
 
     c.model = ml_collections.ConfigDict()
     c.model.fps = 25.0  # internal frame rate; 100 / fps MFCC rows per frame
@@ -58,16 +79,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.train.keep_checkpoints = 3
     c.train.log_every = 20
 
-    c.eval = ml_collections.ConfigDict()
-    c.eval.reference_seconds = 12.0  # the "short video" whose pattern drives the prediction
-    c.eval.retrieval_window_seconds = 12.0
-    c.eval.retrieval_stride_seconds = 6.0
-    c.eval.plot_videos = 3
+    c.eval = eval_config()
 
     if arg == "tiny":
-        c.data.synthetic_videos = 128
-        c.data.synthetic_test_videos = 16
-        c.data.synthetic_seconds = 24.0
         c.model.pattern_dim = 16
         c.model.encoder_hidden = 64
         c.model.encoder_layers = 1

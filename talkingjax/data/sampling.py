@@ -189,3 +189,78 @@ class WindowSampler:
             out["exp"].append(c.exp[s : s + w])
             out["pose"].append(c.pose[s : s + w])
         return {k: np.stack(v).astype(np.float32) for k, v in out.items()}
+
+
+# ------------------------------------------------------------------ peer pose models (002-004)
+
+#: Rows of a frame's 28-row window that `frame_audio_features` keeps: the 4 centre rows.
+_CENTRE_ROWS = slice(audio.WINDOW_ROWS // 2 - 2, audio.WINDOW_ROWS // 2 + 2)
+
+
+def frame_audio_features(mfcc: np.ndarray, fps: float, frames: int) -> np.ndarray:
+    """Per-frame audio features of the peer pose models: [frames, 52] = 4 MFCC rows x 13.
+
+    The 4 rows at the centre of each frame's 28-row window (`audio.frame_windows`). At 25 fps
+    these are exactly the frame's own 40 ms of audio: window k starts at row 4k and the padding
+    is 12 rows, so rows 12..15 of the window are padded rows 4k+12..4k+15, i.e. the unpadded
+    rows 4k..4k+3. (Audio2Head and LSP use a few audio windows per video frame; PoseGAN one
+    feature vector per frame.) At other frame rates the 4 rows are those nearest the frame's
+    centre, so frames may share or skip rows.
+
+    Args:
+      mfcc: [N, 13] padded `speech_features` rows, frame 0's window starting where
+        `audio.window_starts` says.
+      fps: video frame rate.
+      frames: number of frames (their windows must fit in `mfcc`).
+
+    Returns:
+      float32 [frames, 52], each row the 4 MFCC rows in time order.
+    """
+    windows = audio.frame_windows(np.asarray(mfcc), fps, frames)
+    rows = windows[:, _CENTRE_ROWS]
+    return rows.reshape(frames, rows.shape[1] * rows.shape[2]).astype(np.float32)
+
+
+class PoseWindowSampler:
+    """Windows of per-frame audio features and poses for the peer pose models.
+
+    Every clip's pose is resampled to `fps` and cut to the frames its audio covers; clips
+    shorter than `window` frames are skipped. A batch is a pure function of (seed, step).
+    """
+
+    def __init__(self, clips: list[Clip], fps: float, window: int, seed: int):
+        self.fps = fps
+        self.window = window
+        self.seed = seed
+        self.audio, self.pose = [], []
+        for clip in clips:
+            pose = resample_pose(clip.pose, clip.fps, fps)
+            frames = min(pose.shape[0], audio.frames_in_features(clip.mfcc.shape[0], fps))
+            if frames < window:
+                continue
+            self.audio.append(frame_audio_features(clip.mfcc, fps, frames))
+            self.pose.append(pose[:frames].astype(np.float32))
+        if not self.pose:
+            raise InputError(
+                f"no clip has the {window} frames ({window / fps:.1f} s at {fps} fps) a "
+                f"training window needs; got {len(clips)} clips"
+            )
+        # Clips are drawn in proportion to their number of window positions, so every
+        # window of the corpus is equally likely.
+        sizes = np.array([p.shape[0] - window + 1 for p in self.pose], np.float64)
+        self._p = sizes / sizes.sum()
+
+    def windows_per_epoch(self) -> int:
+        """Non-overlapping windows in the data."""
+        return sum(p.shape[0] // self.window for p in self.pose)
+
+    def sample(self, step: int, batch_size: int) -> dict[str, np.ndarray]:
+        """{"audio": float32 [B, window, 52], "pose": float32 [B, window, 6]} of step `step`."""
+        rng = step_rng(self.seed, step)
+        w = self.window
+        out = {"audio": [], "pose": []}
+        for i in rng.choice(len(self.pose), size=batch_size, p=self._p):
+            s = int(rng.integers(0, self.pose[i].shape[0] - w + 1))
+            out["audio"].append(self.audio[i][s : s + w])
+            out["pose"].append(self.pose[i][s : s + w])
+        return {k: np.stack(v).astype(np.float32) for k, v in out.items()}

@@ -244,7 +244,6 @@ class Audio2HeadPose(nn.Module):
 
         Initial LSTM states are zero; e_0 enters only as the first step's fed-back embedding.
         """
-        h = self.hidden
         w_audio = self.w_ih[0][: self.audio_embed]
         # Step-invariant part of layer 0, for all steps in one GEMM (time-major for the scan).
         proj = jnp.einsum("bse,eg->sbg", audio_emb, w_audio) + self.b[0]
@@ -264,7 +263,9 @@ class Audio2HeadPose(nn.Module):
                 new.append((x, cl))
             return (x, tuple(new)), x  # e_i = the top layer's output
 
-        zeros = jnp.zeros((e0.shape[0], h), e0.dtype)
+        # From e_0, not jnp.zeros: inside shard_map fresh zeros are typed as the same on every
+        # device while the states after a step vary per device, and scan needs one carry type.
+        zeros = jnp.zeros_like(e0)
         init = (e0, tuple((zeros, zeros) for _ in self.b))
         _, es = jax.lax.scan(step, init, proj)
         return jnp.swapaxes(es, 0, 1)
