@@ -15,6 +15,13 @@ Paper 001 (Yi et al. 2020, the predecessor), joint expression + pose (`expressio
                                      + 0.01 pose continuity + 1e-4 expression continuity
   building blocks: masked_mse (the MSE terms), continuity (sum_t ||x(t+1) - x(t)||^2)
 
+Paper 000, rendering-to-realistic GAN (`gan.py`):
+  Eq. 8  eq8 = attention composite o = A r_t + (1 - A) C (an output, not a loss)
+  Eq. 9  eq9 = L(G, D): GAN + 100 L1 + 2 mean(A) + 1e-5 TV(A)
+  Eq. 10 eq10 = the one-scalar min-max loss that trains G and D with one optimizer
+Paper 001, memory-augmented GAN (`memory.py`, Sec. 3.4): threshold_triplet_loss (MemoPainter,
+  unnumbered), arcface_loss (trains the project's identity encoder).
+
 The peers' pose models, one module each (`from talkingjax.losses import audio2head`):
   Paper 002 (Audio2Head, `audio2head.py`): Eq. 3 p002_eq3 = pose_ssim (1 - SSIM of the 6 x T
     pose image), Eq. 4 p002_eq4 = pose_predictor_objective (LSGAN + SSIM).
@@ -25,7 +32,7 @@ The peers' pose models, one module each (`from talkingjax.losses import audio2he
     gaussian_pose_nll (pose + velocity, 12-d).
 """
 
-from talkingjax.losses import audio2head, lsp, posegan
+from talkingjax.losses import audio2head, gan, lsp, memory, posegan
 from talkingjax.losses.expression import (
     continuity,
     expression_loss,
@@ -47,6 +54,9 @@ eq4 = pose_smoothness
 eq5 = pose_contrastive
 eq7 = expression_loss
 p001_eq2 = joint_expression_pose_loss  # paper 001's Eq. 2 (paper 000's Eq. 2 is `eq2`)
+eq8 = gan.p000_eq8
+eq9 = gan.p000_eq9
+eq10 = gan.p000_eq10
 p002_eq3 = audio2head.p002_eq3
 p002_eq4 = audio2head.p002_eq4
 p003_eq3_pose = posegan.p003_eq3_pose
@@ -65,6 +75,11 @@ __all__ = [
     "eq5",
     "eq7",
     "p001_eq2",
+    "eq8",
+    "eq9",
+    "eq10",
+    "gan",
+    "memory",
     "p002_eq3",
     "p002_eq4",
     "p003_eq3_pose",

@@ -30,6 +30,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from talkingjax.losses import adversarial
+
 # Sec. 4.3.
 ALPHA = 1.0
 BETA = 10.0
@@ -201,26 +203,19 @@ def generator_and_discriminator_loss(
     audio, real = batch["audio"], batch["pose"]
     init_pose = real[:, 0]
     g_vars = {"params": params["generator"]}
-    d_params = params["discriminator"]
 
     fake = g_model.apply(g_vars, audio, init_pose, train=True)
     l_pose = pose_loss(fake, real, init_pose, reduction)
     l_motion = motion_loss(fake, real, reduction)
 
-    # G's side: D is a fixed critic here.
-    frozen_d = {"params": jax.lax.stop_gradient(d_params)}
-    l_gan_g = cgan_generator_loss(d_model.apply(frozen_d, fake, audio, train=True), non_saturating)
+    # One scalar for both networks: see `talkingjax.losses.adversarial`.
+    d_params = params["discriminator"]
+    fake_logits_g = adversarial.generator_view(d_model, d_params, fake, audio, train=True)
+    l_gan_g = cgan_generator_loss(fake_logits_g, non_saturating)
     l_gen = posegan_objective(l_pose, l_motion, l_gan_g, alpha, beta, lam)
-
-    # D's side: the generated poses are fixed inputs. Real and fake share one D call.
-    b = real.shape[0]
-    logits = d_model.apply(
-        {"params": d_params},
-        jnp.concatenate([real, jax.lax.stop_gradient(fake)], axis=0),
-        jnp.concatenate([audio, audio], axis=0),
-        train=True,
+    real_logits, fake_logits = adversarial.discriminator_view(
+        d_model, d_params, (real, audio), (fake, audio), train=True
     )
-    real_logits, fake_logits = logits[:b], logits[b:]
     l_disc = cgan_discriminator_loss(real_logits, fake_logits)
 
     loss = l_gen + d_weight * l_disc

@@ -7,9 +7,11 @@ Paper 000 head motion: `MotionEncoder`, `PoseDecoder` (`build_model`). Audio to 
 The peers' pose models, one module each: `audio2head` (paper 002: `Audio2HeadPose`,
 `PosePatchDiscriminator`), `posegan` (paper 003: `PoseGANGenerator`, `PoseGANDiscriminator`,
 `generate_long`), `lsp` (paper 004: `LSPPoseModel`, `sample`, `APC`, `manifold_projection`).
+Rendering-to-realistic GAN: `gan` (paper 000: `AttentionUNetGenerator`, `PatchDiscriminator`),
+`memory` (paper 001: `AdaIN`, key / identity encoders, the memory state and its updates).
 """
 
-from talkingjax.models import audio2head, lsp, posegan
+from talkingjax.models import audio2head, gan, lsp, memory, posegan
 from talkingjax.models.expression import (
     AudioEncoder,
     ExpressionRegressor,
@@ -29,6 +31,8 @@ from talkingjax.models.layers import StackedLSTM
 
 __all__ = [
     "audio2head",
+    "gan",
+    "memory",
     "lsp",
     "posegan",
     "AudioEncoder",

@@ -55,6 +55,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from talkingjax.losses import adversarial
 from talkingjax.losses import audio2head as a2h_losses
 
 # Sec. 4.2: "Adam optimizer ... initial learning rate of 2e-4 and weight decay to 2e-6".
@@ -392,18 +393,16 @@ def generator_and_discriminator_loss(
     cond = audio if d_model.conditional else None
     fake = g_model.apply({"params": params["generator"]}, audio, pose[:, 0], train=True)
 
-    d_frozen = {"params": jax.lax.stop_gradient(params["discriminator"])}
-    gan = a2h_losses.lsgan_generator(d_model.apply(d_frozen, fake, cond))
+    # One scalar for both networks: see `talkingjax.losses.adversarial`.
+    gan = a2h_losses.lsgan_generator(
+        adversarial.generator_view(d_model, params["discriminator"], fake, cond)
+    )
     scale = jnp.asarray(g_model.pose_scale, jnp.float32)
     ssim = a2h_losses.pose_ssim(fake / scale, pose / scale, window=ssim_window)
     g_loss = a2h_losses.pose_predictor_objective(ssim, gan, lambda_ssim, lambda_gan)
-
-    # Real and (constant) fake in one discriminator call: its norm is per sample, so batching
-    # them together changes nothing.
-    both = jnp.concatenate([pose, jax.lax.stop_gradient(fake)], axis=0)
-    both_cond = None if cond is None else jnp.concatenate([cond, cond], axis=0)
-    logits = d_model.apply({"params": params["discriminator"]}, both, both_cond)
-    real_logits, fake_logits = jnp.split(logits, 2, axis=0)
+    real_logits, fake_logits = adversarial.discriminator_view(
+        d_model, params["discriminator"], (pose, cond), (fake, cond)
+    )
     d_loss = a2h_losses.lsgan_discriminator(real_logits, fake_logits)
 
     metrics = {
