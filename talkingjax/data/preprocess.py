@@ -82,8 +82,7 @@ import os
 import sys
 import time
 import traceback
-import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 import numpy as np
@@ -277,20 +276,8 @@ def _remove_stale_temps(paths: Iterable[str]) -> None:
                 pass
 
 
-def _atomic_write(path: str, write: Callable[[Any], None], mode: str = "xb") -> None:
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def _write_json(path: str, obj: dict) -> None:
-    _atomic_write(path, lambda f: json.dump(_jsonable(obj), f, indent=1), mode="x")
+    records.atomic_write(path, lambda f: json.dump(_jsonable(obj), f, indent=1), mode="x")
 
 
 def _jsonable(x):
@@ -443,7 +430,7 @@ def preprocess_video(
             "detected": detected,
             "transform_params": params,
         }
-        _atomic_write(paths["crops"], lambda f: np.savez_compressed(f, **arrays))
+        records.atomic_write(paths["crops"], lambda f: np.savez_compressed(f, **arrays))
     clip = dataclasses.replace(clip, exp=np.asarray(fit.coeffs.exp, np.float32)[:n])
     # The metadata travels with the record, so the manifest can be rebuilt from the files.
     meta = {"clip_id": clip_id, "video_id": video_id, "speaker_id": speaker_id, "split": split}

@@ -119,6 +119,21 @@ def manifest_entry(clip: Clip, file: str | None = None) -> dict:
     }
 
 
+def atomic_write(path: str | os.PathLike, write, mode: str = "xb") -> None:
+    """Calls `write(file)` on a temporary file in `path`'s directory, then renames it over
+    `path`: a failure part-way leaves `path` as it was and no temporary file behind."""
+    path = os.fspath(path)
+    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def save_clip(path: str | os.PathLike, clip: Clip, extra: dict | None = None) -> None:
     """Writes one clip file atomically (temporary file in the same directory + `os.replace`).
 
@@ -127,17 +142,8 @@ def save_clip(path: str | os.PathLike, clip: Clip, extra: dict | None = None) ->
       clip: the clip.
       extra: more arrays to store with it (readers of this format ignore unknown keys).
     """
-    path = os.fspath(path)
     arrays = {**clip_arrays(clip), **(extra or {})}
-    tmp = f"{path}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "xb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def write_manifest(root: str | os.PathLike, entries: list[dict], **extra) -> None:

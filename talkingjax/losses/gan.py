@@ -185,6 +185,7 @@ def generator_and_discriminator_loss(
     d_weight: float = 1.0,
     non_saturating: bool = True,
     squared_tv: bool = True,
+    identity: jnp.ndarray | None = None,
 ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
     """Eq. 10: both players' losses as one scalar, for simultaneous updates with one optimiser.
 
@@ -205,6 +206,8 @@ def generator_and_discriminator_loss(
       d_weight: weight of D's loss in the sum.
       non_saturating: G's adversarial term, see `gan_generator_loss`.
       squared_tv: see `attention_tv`.
+      identity: [B, D] identity features for a generator with AdaIN (paper 001's
+        memory-augmented variant), passed to G as `identity=`; None for paper 000's G.
 
     Returns:
       (L, metrics): metrics holds the scalars "loss", "generator", "discriminator", "gan_generator",
@@ -212,8 +215,13 @@ def generator_and_discriminator_loss(
     """
     render, real = batch["render"], batch["real"]
     train = rngs is not None and "dropout" in rngs
+    extra = {} if identity is None else {"identity": identity}
     out = g_model.apply(
-        {"params": params["generator"]}, render, train=train, rngs=dict(rngs) if train else None
+        {"params": params["generator"]},
+        render,
+        train=train,
+        rngs=dict(rngs) if train else None,
+        **extra,
     )
     fake, attention = out["image"], out["attention"]
 

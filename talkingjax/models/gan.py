@@ -26,6 +26,34 @@ size 1, and it keeps both models stateless (no `batch_stats`): `train` only swit
 It also makes D's scores per-sample, so real and generated frames can share one D call.
 As in pix2pix, the outermost and innermost down convolutions are not normalised (the
 innermost output is 1 x 1 at 256^2, where instance statistics would zero it).
+
+Speed (benchmarks/gan_speed.py, 2-core AMD EPYC CPU, float32). XLA's CPU convolutions, and
+above all their gradients, are slow for these shapes: with nn.Conv / nn.ConvTranspose a
+G+D training step (Eq. 10, Adam) took 6.4 s at 128^2 batch 4 (7 levels) and 9.0 s at 256^2
+batch 1, G inference 0.293 s per 256^2 frame (PyTorch eager: 1.45 s, 1.67 s, 0.308 s). The
+kernel gradients of the transposed convolutions alone ran at 2-10 GFLOP/s (0.7-3.6 s per
+layer at 256^2) and that of the 7x7 heads at ~5 GFLOP/s (1 s). Every layer is therefore
+computed as large GEMMs (`talkingjax.models.conv_gemm`), with the same parameters (names,
+shapes, init rng paths) as the Flax layers, so checkpoints are interchangeable:
+* 4x4 convolutions (G's down path, D): im2col + one GEMM; plain autodiff of it gives GEMMs
+  for both gradients (`_Conv4x4`). D's 1-channel logit conv: one GEMM over all 16 taps and a
+  shift-add of the tap maps (`conv_taps_first`) instead of a 16x im2col for a mat-vec.
+* 4x4 stride-2 transposed convolutions: one GEMM [N H W, Cin] x [Cin, 16 Cout] and an
+  overlap-add; a custom VJP builds dP as one concatenation of shifted phase maps of dy and
+  takes dx, dK as GEMMs (`conv_transpose_4x4_s2`).
+* The two 7x7 heads run as one 7x7 conv with 3 + 1 outputs (their two parameter subtrees
+  kept): XLA's convolution forward (fast here), GEMM gradients (`conv_small_out`).
+The custom-VJP kernels enter with the activations' device-varying type (`_vary_like`), so
+the layers work in the data-parallel `jax.shard_map` trainer. Instance norm was measured at
+< 3 % of a step and is left to Flax's GroupNorm.
+
+Measured back to back with another job loading the machine (matmul rate 84-94 instead of
+~155 GFLOP/s), Flax layers -> these layers: training step 11.4 -> 2.2 s at 128^2 batch 4 and
+16.4 -> 2.1 s at 256^2 batch 1; G inference 0.45 -> 0.42 s per 256^2 frame, 0.22 -> 0.14 s
+per 128^2 frame at batch 1 and 0.18 -> 0.08 s at batch 4. G's and D's passes now run at
+~60 % of the (loaded) GEMM rate; the rest is im2col / overlap-add data movement and Adam.
+tests/test_gan_speed_equivalence.py checks outputs and gradients against the XLA
+convolutions, also under shard_map.
 """
 
 from __future__ import annotations
@@ -36,6 +64,14 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from talkingjax.errors import InputError
+from talkingjax.models import memory
+from talkingjax.models.conv_gemm import (
+    conv_im2col,
+    conv_small_out,
+    conv_taps_first,
+    conv_transpose_4x4_s2,
+)
+from talkingjax.models.layers import _vary_like
 
 FEATURES = (64, 128, 256, 512, 512, 512, 512, 512)  # the 8-level U-Net at 256^2
 D_FEATURES = (64, 128, 256, 512)  # PatchGAN widths; all but the last have stride 2
@@ -50,6 +86,120 @@ _INIT = nn.initializers.normal(0.02)
 # lax padding k - 1 - 1 = 2 on the dilated input (H -> 2 H): the same alignment as pix2pix.
 _PAD_DOWN = ((1, 1), (1, 1))
 _PAD_UP = ((2, 2), (2, 2))
+
+
+# True computes every convolution with Flax's nn.Conv / nn.ConvTranspose (XLA convolutions)
+# instead of the GEMM formulations of `talkingjax.models.conv_gemm`: same parameters, same
+# function; for the equivalence tests and the "before" numbers of benchmarks/gan_speed.py.
+_REFERENCE_LAYERS = False
+
+
+class _Conv4x4(nn.Module):
+    """`nn.Conv(features, (4, 4), strides, padding=1)` as an im2col GEMM (same params).
+
+    XLA's CPU convolution gradients of these shapes ran at 2-30 GFLOP/s; as GEMMs the
+    forward and both gradients (plain autodiff of `conv_im2col`) reach 60-150 GFLOP/s.
+    """
+
+    features: int
+    stride: int = 1
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.param("kernel", _INIT, (KERNEL, KERNEL, x.shape[-1], self.features))
+        if self.features <= 4 and self.stride == 1:
+            # PatchGAN's 1-channel logit conv: a matrix-vector product per tap, not an
+            # im2col copying the [.., 512] input 16 times (94 -> 4 ms at 128^2, batch 12).
+            y = conv_taps_first(x, k, _PAD_DOWN)
+        else:
+            y = conv_im2col(x, k, self.stride, _PAD_DOWN)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return y
+
+
+class _ConvTranspose4x4(nn.Module):
+    """`nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=_PAD_UP)`, same params,
+    as one GEMM + overlap-add (`conv_transpose_4x4_s2`).
+
+    XLA's transposed-convolution gradients were the bulk of a training step (0.7-3.6 s per
+    layer at 256^2); the GEMM form's gradients are GEMMs at 40-160 GFLOP/s.
+    """
+
+    features: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        k = self.param("kernel", _INIT, (KERNEL, KERNEL, x.shape[-1], self.features))
+        # Custom VJP: under shard_map the kernel must carry x's device-varying type.
+        y = conv_transpose_4x4_s2(x, _vary_like(k, x))
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return y
+
+
+def _conv(features, stride, use_bias, name):
+    if _REFERENCE_LAYERS:
+        return nn.Conv(
+            features,
+            (KERNEL, KERNEL),
+            strides=(stride, stride),
+            padding=_PAD_DOWN,
+            use_bias=use_bias,
+            kernel_init=_INIT,
+            name=name,
+        )
+    return _Conv4x4(features, stride, use_bias, name=name)
+
+
+def _conv_transpose(features, use_bias, name):
+    if _REFERENCE_LAYERS:
+        return nn.ConvTranspose(
+            features,
+            (KERNEL, KERNEL),
+            strides=(2, 2),
+            padding=_PAD_UP,
+            use_bias=use_bias,
+            kernel_init=_INIT,
+            name=name,
+        )
+    return _ConvTranspose4x4(features, use_bias, name=name)
+
+
+class _HeadParams(nn.Module):
+    """The parameters of one `nn.Conv(features, (7, 7))` head (same names, shapes, init);
+    the parent applies both heads as one fused convolution."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, c_in: int):
+        shape = (HEAD_KERNEL, HEAD_KERNEL, c_in, self.features)
+        kernel = self.param("kernel", _INIT, shape)
+        return kernel, self.param("bias", nn.initializers.zeros_init(), (self.features,))
+
+
+def _heads(h):
+    """(color, attention) pre-activations of the two 7x7 heads from h [B, H, W, C].
+
+    Both heads read the same input, so they run as one 7x7 conv with 3 + 1 outputs. Its
+    forward is XLA's convolution (fast for this shape); its gradients are GEMMs
+    (`conv_small_out`), where XLA's kernel gradient took ~1 s per step at 256^2.
+    """
+    if _REFERENCE_LAYERS:
+        head = dict(kernel_size=(HEAD_KERNEL, HEAD_KERNEL), padding=3, kernel_init=_INIT)
+        return (
+            nn.Conv(FRAME_CHANNELS, name="color_head", **head)(h),
+            nn.Conv(1, name="attention_head", **head)(h),
+        )
+    kc, bc = _HeadParams(FRAME_CHANNELS, name="color_head")(h.shape[-1])
+    ka, ba = _HeadParams(1, name="attention_head")(h.shape[-1])
+    kernel = _vary_like(jnp.concatenate([kc, ka], axis=-1), h)  # custom VJP: see its doc
+    pad = (HEAD_KERNEL // 2, HEAD_KERNEL // 2)
+    y = conv_small_out(h, kernel, (pad, pad)) + jnp.concatenate([bc, ba])
+    return y[..., :FRAME_CHANNELS], y[..., FRAME_CHANNELS:]
 
 
 def _norm(kind: str, name: str):
@@ -110,6 +260,9 @@ class AttentionUNetGenerator(nn.Module):
     dropout: float = 0.5
     dropout_blocks: Sequence[int] = (0, 1, 2)
     norm: str = "instance"
+    # Paper 001 (Sec. 3.4): the decoder's norms become AdaIN whose parameters an MLP computes
+    # from an identity feature (`talkingjax.models.memory.AdaIN`); __call__ then needs it.
+    adain: bool = False
 
     def check_size(self, height: int, width: int) -> None:
         """Raises `InputError` unless H and W can be halved `len(features)` times."""
@@ -122,13 +275,16 @@ class AttentionUNetGenerator(nn.Module):
             )
 
     @nn.compact
-    def __call__(self, render: jnp.ndarray, train: bool = False) -> dict[str, jnp.ndarray]:
+    def __call__(
+        self, render: jnp.ndarray, train: bool = False, identity: jnp.ndarray | None = None
+    ) -> dict[str, jnp.ndarray]:
         """Refines one window per batch element.
 
         Args:
           render: [B, H, W, 3 k] rendered frames in [-1, 1], oldest first (k = 3 in the paper:
             r_{t-2}, r_{t-1}, r_t); the last 3 channels are r_t.
           train: enables dropout (needs `rngs={"dropout": key}`).
+          identity: [B, D] identity features; required with `adain=True`, else unused.
 
         Returns:
           {"image": o_t [B, H, W, 3], "color": C_t [B, H, W, 3] in [-1, 1],
@@ -140,6 +296,8 @@ class AttentionUNetGenerator(nn.Module):
         if render.ndim != 4 or render.shape[-1] < FRAME_CHANNELS:
             raise InputError(f"render must be [B, H, W, >= 3]; got shape {render.shape}")
         self.check_size(render.shape[1], render.shape[2])
+        if self.adain and identity is None:
+            raise InputError("this generator has AdaIN (adain=True): pass identity=[B, D]")
         use_norm = self.norm != "none"
         if self.norm not in ("instance", "none"):
             raise ValueError(f"unknown norm {self.norm!r}; expected 'instance' or 'none'")
@@ -150,15 +308,8 @@ class AttentionUNetGenerator(nn.Module):
             normed = use_norm and 0 < i < depth - 1
             if i > 0:
                 h = nn.leaky_relu(h, 0.2)
-            h = nn.Conv(
-                width,
-                (KERNEL, KERNEL),
-                strides=(2, 2),
-                padding=_PAD_DOWN,
-                use_bias=not normed,  # a following norm removes any bias
-                kernel_init=_INIT,
-                name=f"down_{i}",
-            )(h)
+            # use_bias: a following norm removes any bias.
+            h = _conv(width, 2, not normed, f"down_{i}")(h)
             if normed:
                 h = _norm(self.norm, f"down_norm_{i}")(h)
             skips.append(h)
@@ -168,16 +319,11 @@ class AttentionUNetGenerator(nn.Module):
             outermost = k == depth - 1
             width = self.features[0] if outermost else self.features[depth - 2 - k]
             h = nn.relu(h)
-            h = nn.ConvTranspose(
-                width,
-                (KERNEL, KERNEL),
-                strides=(2, 2),
-                padding=_PAD_UP,
-                use_bias=not use_norm,
-                kernel_init=_INIT,
-                name=f"up_{k}",
-            )(h)
-            h = _norm(self.norm, f"up_norm_{k}")(h)
+            h = _conv_transpose(width, not use_norm, f"up_{k}")(h)
+            if self.adain:
+                h = memory.AdaIN(name=f"up_adain_{k}")(h, identity)
+            else:
+                h = _norm(self.norm, f"up_norm_{k}")(h)
             if outermost:
                 break
             if k in tuple(self.dropout_blocks) and self.dropout > 0:
@@ -186,9 +332,8 @@ class AttentionUNetGenerator(nn.Module):
 
         # The paper's "two parallel convolution blocks", one per mask.
         h = nn.relu(h)
-        head = dict(kernel_size=(HEAD_KERNEL, HEAD_KERNEL), padding=3, kernel_init=_INIT)
-        color = jnp.tanh(nn.Conv(FRAME_CHANNELS, name="color_head", **head)(h))
-        attention = nn.sigmoid(nn.Conv(1, name="attention_head", **head)(h))
+        color, attention = _heads(h)
+        color, attention = jnp.tanh(color), nn.sigmoid(attention)
         render_t = render[..., -FRAME_CHANNELS:]
         return {
             "image": attention_composite(render_t, color, attention),
@@ -240,19 +385,11 @@ class PatchDiscriminator(nn.Module):
         for i, width in enumerate(self.features):
             normed = self.norm != "none" and i > 0
             stride = 2 if i < n - 1 else 1
-            h = nn.Conv(
-                width,
-                (KERNEL, KERNEL),
-                strides=(stride, stride),
-                padding=_PAD_DOWN,
-                use_bias=not normed,
-                kernel_init=_INIT,
-                name=f"conv_{i}",
-            )(h)
+            h = _conv(width, stride, not normed, f"conv_{i}")(h)
             if normed:
                 h = _norm(self.norm, f"norm_{i}")(h)
             h = nn.leaky_relu(h, 0.2)
-        return nn.Conv(1, (KERNEL, KERNEL), padding=_PAD_DOWN, kernel_init=_INIT, name="logits")(h)
+        return _conv(1, 1, True, "logits")(h)
 
 
 def receptive_field(num_layers: int = len(D_FEATURES), kernel: int = KERNEL) -> int:

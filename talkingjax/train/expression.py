@@ -11,8 +11,6 @@ code personalises the model on the first 300 frames of the target video.
 
 from __future__ import annotations
 
-import json
-
 import jax
 import jax.numpy as jnp
 
@@ -102,15 +100,9 @@ def corpus_workdir(config, workdir: str) -> str:
 
 def _source_variables(config, target) -> dict:
     """The variables `finetune.init_from` names, checked against this config."""
-    source = config.finetune.init_from
     if target is None:
         raise InputError("finetune.init_from needs a fine-tune target (finetune.clip_id)")
-    source_config, variables = load_variables(source)
-    # Through JSON: a config read back from disk has lists where a fresh one has tuples.
-    theirs, ours = (json.loads(c.model.to_json()) for c in (source_config, config))
-    if theirs != ours:
-        raise InputError(f"finetune.init_from {source} has model {theirs}; this config {ours}")
-    return variables
+    return loop.source_variables(config.finetune.init_from, config, load_variables)
 
 
 def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:

@@ -18,6 +18,7 @@ stops the run before a checkpoint could be overwritten.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,7 @@ import numpy as np
 import optax
 
 from talkingjax.data import records
+from talkingjax.errors import InputError
 from talkingjax.train import checkpoint, parallel
 from talkingjax.train.metric_writer import MetricWriter
 
@@ -64,6 +66,20 @@ def load_data(
             )
     clips = records.load_dataset(root)
     return [c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"]
+
+
+def source_variables(source: str, config, load_variables: Callable) -> dict:
+    """The variables of another run's workdir to start a fine-tune from.
+
+    `load_variables(workdir) -> (config, variables)` is the trainer's loader; the source's
+    `model` config must equal `config.model` (else `InputError`), so its parameters fit.
+    """
+    source_config, variables = load_variables(source)
+    # Through JSON: a config read back from disk has lists where a fresh one has tuples.
+    theirs, ours = (json.loads(c.model.to_json()) for c in (source_config, config))
+    if theirs != ours:
+        raise InputError(f"init_from {source} has model {theirs}; this config {ours}")
+    return variables
 
 
 @flax.struct.dataclass
@@ -123,9 +139,10 @@ def make_update(loss_fn, model, loss_cfg, optimizer, average_start: int | None =
         grads, (metrics, batch_stats) = grad_fn(params, stats, batch, model, loss_cfg)
         grads = jax.lax.pmean(grads, parallel.DATA_AXIS)
         metrics = jax.lax.pmean(metrics, parallel.DATA_AXIS)
-        # BatchNorm already averaged its statistics over the axis; pmean makes that explicit
-        # to shard_map's replication check and is a no-op on equal values.
-        batch_stats = jax.lax.pmean(batch_stats, parallel.DATA_AXIS)
+        # Model state is equal on all devices (BatchNorm averaged its statistics over the axis;
+        # a GAN memory was updated with the gathered batch): pmean / pmax make that explicit
+        # to shard_map's replication check and are no-ops on equal values (pmax keeps ints).
+        batch_stats = jax.tree.map(_replicated, batch_stats)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics["grad_norm"] = optax.tree.norm(grads)
@@ -143,6 +160,12 @@ def make_update(loss_fn, model, loss_cfg, optimizer, average_start: int | None =
         ), metrics
 
     return update
+
+
+def _replicated(x):
+    if jnp.issubdtype(x.dtype, jnp.floating):
+        return jax.lax.pmean(x, parallel.DATA_AXIS)
+    return jax.lax.pmax(x, parallel.DATA_AXIS)
 
 
 def init_state(variables, optimizer) -> TrainState:

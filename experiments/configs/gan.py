@@ -1,0 +1,126 @@
+"""The rendering-to-realistic GAN (paper 000 Sec. IV-B3, Eq. 8-10) and its training.
+
+  python -m experiments.train_gan --config=experiments/configs/gan.py:tiny --workdir=DIR
+  python -m experiments.train_gan --config=experiments/configs/gan.py:cpu128 --workdir=DIR \
+      --config.data.root=PAIRS --config.finetune.root=PAIRS --config.finetune.clip_id=ID
+
+Trainer: `talkingjax.train.gan` (networks `talkingjax.models.gan`, losses
+`talkingjax.losses.gan`, data `talkingjax.data.gan_pairs`; make pairs with
+`python -m experiments.make_gan_pairs`).
+
+Variants:
+  "" / "paper"  the paper's networks at 256^2 (8-level U-Net 64-...-512, 70x70 PatchGAN),
+                batch 1, Adam lr 1e-4 b1 0.5, fine-tune 60 epochs over the target's first 300
+                frames, augmentation resize 286 + random 256 crop + flip (reference-facts.md).
+                Pretraining length: the paper runs one epoch over LRW; here `train.steps`.
+  "cpu128"      128^2 with half the widths (7 levels 32-...-256, D 32-128), batch 4: what 2 CPU
+                cores fine-tune in ~30 min (the README's real-data figures).
+  "tiny"        64^2, a few thousand parameters, synthetic pairs: tests and smoke runs.
+`--config.model.memory.enabled=True` trains paper 001's memory-augmented variant instead.
+Without `data.root` the trainer makes synthetic pairs (`gan_pairs.synthetic_pairs`) once into
+the workdir.
+"""
+
+import ml_collections
+
+from talkingjax.models import gan
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.trainer = "gan"
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.root = ""  # a pairs directory (train split = pretraining); "" = synthetic pairs
+    c.data.synthetic_identities = 16
+    c.data.synthetic_frames = 100
+    c.data.augment = True  # resize by 286/256, random crop, random flip
+
+    c.model = ml_collections.ConfigDict()
+    c.model.size = 256
+    c.model.g_features = gan.FEATURES
+    c.model.d_features = gan.D_FEATURES
+    c.model.dropout = 0.5
+    c.model.dropout_blocks = (0, 1, 2)
+    c.model.norm = "instance"
+    # Paper 001's memory-augmented variant (Sec. 3.4): AdaIN from identity features, a memory
+    # of (spatial key, identity) pairs. Sizes from reference-facts.md; encoders are the
+    # project's (no pretrained ResNet18 / ArcFace can be downloaded).
+    c.model.memory = ml_collections.ConfigDict()
+    c.model.memory.enabled = False
+    c.model.memory.slots = 30_000
+    c.model.memory.key_dim = 512
+    c.model.memory.identity_dim = 512
+    c.model.memory.key_features = (32, 64, 128, 256)
+    c.model.memory.identity_features = (32, 64, 128, 256, 256)
+    c.model.memory.identity_classes = 1024  # ArcFace class centres (>= pretraining identities)
+    c.model.memory.smooth_every = 25  # test-time interpolation of retrieved identities
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.lambda_l1 = 100.0  # Eq. 9
+    c.loss.lambda_att = 2.0
+    c.loss.lambda_tv = 1e-5
+    c.loss.d_weight = 1.0
+    # Memory variant only:
+    c.loss.lambda_triplet = 1.0  # threshold triplet loss of the key encoder
+    c.loss.lambda_arcface = 1.0  # the identity encoder's ArcFace loss
+    c.loss.top_k = 256
+    c.loss.triplet_margin = 0.3
+    c.loss.identity_threshold = 0.98
+
+    c.finetune = ml_collections.ConfigDict()
+    c.finetune.root = ""  # pairs directory holding the target clip ("" = data.root)
+    c.finetune.clip_id = ""  # "" = no fine-tune
+    c.finetune.frames = 300  # the first 12 s at 25 fps; later frames are held out
+    c.finetune.epochs = 60.0
+    c.finetune.steps = 0  # > 0 overrides epochs
+    c.finetune.lr = 1e-4
+    c.finetune.init_from = ""  # a pretrained workdir: fine-tune only, from its parameters
+
+    c.train = ml_collections.ConfigDict()
+    c.train.batch_size = 1  # global; split over the `data` mesh axis
+    c.train.steps = 20_000  # pretraining
+    c.train.lr = 1e-4
+    c.train.b1 = 0.5
+    c.train.grad_clip = 0.0
+    c.train.checkpoint_every = 1000
+    c.train.keep_checkpoints = 2
+    c.train.log_every = 50
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.max_frames = 0  # held-out frames scored (0 = all)
+    c.eval.strip_frames = 4  # rows of the render | refined | real strip
+
+    if arg == "cpu128":
+        c.model.size = 128
+        c.model.g_features = (32, 64, 128, 256, 256, 256, 256)
+        c.model.d_features = (32, 64, 128, 256)
+        c.train.batch_size = 4
+        c.train.checkpoint_every = 200
+        c.train.log_every = 20
+    elif arg == "tiny":
+        c.model.size = 64  # CPBD's smallest frame (one 64 x 64 block)
+        c.model.g_features = (8, 16, 16, 16)
+        c.model.d_features = (8, 16)
+        c.data.synthetic_identities = 3
+        c.data.synthetic_frames = 12
+        c.finetune.frames = 8
+        c.finetune.epochs = 2.0
+        c.train.batch_size = 4
+        c.train.steps = 6
+        c.train.lr = 1e-3
+        c.finetune.lr = 1e-3
+        c.train.checkpoint_every = 4
+        c.train.log_every = 2
+        c.eval.strip_frames = 2
+        c.model.memory.slots = 64
+        c.model.memory.key_dim = 16
+        c.model.memory.identity_dim = 16
+        c.model.memory.key_features = (8, 16)
+        c.model.memory.identity_features = (8, 16)
+        c.model.memory.identity_classes = 8
+        c.loss.top_k = 8
+    elif arg not in (None, "", "paper"):
+        raise ValueError(f"unknown config variant {arg!r}; expected 'cpu128', 'tiny' or nothing")
+    return c

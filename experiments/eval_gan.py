@@ -1,0 +1,26 @@
+"""Scores a trained GAN workdir on held-out frames: PSNR, SSIM, L1, CPBD for the refined frames
+and the raw render, attention statistics, and a render | refined | real strip PNG.
+
+  python -m experiments.eval_gan --workdir=DIR [--max_frames=N] [--out=DIR/eval]
+"""
+
+import json
+
+from absl import flags
+
+from experiments import cli
+from talkingjax import evaluate_gan
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A train_gan workdir.", required=True)
+_MAX = flags.DEFINE_integer("max_frames", None, "Frames scored per clip (default: config).")
+_OUT = flags.DEFINE_string("out", None, "Output directory (default: <workdir>/eval).")
+
+
+def main(argv):
+    del argv
+    results = evaluate_gan.evaluate_workdir(_WORKDIR.value, _MAX.value, _OUT.value)
+    print(json.dumps({"mean": results["mean"], "files": results["files"]}, indent=1))
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,373 @@
+"""Trainer of the rendering-to-realistic GAN (paper 000 Sec. IV-B3, Eq. 8-10).
+
+Two phases on the shared loop (`talkingjax.train.loop`), as the paper trains it:
+
+  "pretrain"  many identities: the pairs under `data.root` (`talkingjax.data.gan_pairs`), or
+              a synthetic pairs set generated once into `<workdir>/pairs`;
+  "finetune"  one target (`finetune.root` / `finetune.clip_id`): its first `finetune.frames`
+              frames for `finetune.epochs` epochs, with a fresh Adam (the paper: 300 frames,
+              60 epochs at lr 1e-4). `finetune.init_from` starts from another run's
+              parameters (a pretrained workdir), so one pretraining serves every target.
+
+One update trains both networks from the same batch: the loss is Eq. 10's L_G(G, sg(D)) +
+L_D(D, sg(G(x))) over the tree {"generator", "discriminator"}
+(`talkingjax.losses.gan.generator_and_discriminator_loss`), under one Adam (b1 = 0.5), data-
+parallel like every trainer of the library. G's dropout draws from per-example seeds that are
+a function of the step, so a resumed run is bit-identical to an uninterrupted one.
+
+    from talkingjax.train import gan
+    gan.train_and_evaluate(config, workdir)   # config: experiments/configs/gan.py
+    refine = gan.Refiner.from_workdir(workdir)
+    frames = refine(windows)                  # [N, S, S, 9] in [-1, 1] -> [N, S, S, 3]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from talkingjax.data import gan_pairs, sampling
+from talkingjax.errors import InputError
+from talkingjax.losses import gan as gan_losses
+from talkingjax.losses import memory as memory_losses
+from talkingjax.models import gan as gan_models
+from talkingjax.models import memory as memory_models
+from talkingjax.train import checkpoint, loop, parallel
+
+_RESUME_KEYS = ("model", "data", "finetune", "seed")
+
+
+def _tuple(x):
+    # A config read back from config.json has lists where a fresh one has tuples; flax
+    # module attributes must be hashable.
+    return tuple(x) if isinstance(x, list | tuple) else x
+
+
+@dataclasses.dataclass(frozen=True)
+class Nets:
+    """The networks of one run: G and D, plus paper 001's encoders in the memory variant."""
+
+    generator: gan_models.AttentionUNetGenerator
+    discriminator: gan_models.PatchDiscriminator
+    key_encoder: memory_models.SpatialKeyEncoder | None = None
+    identity_encoder: memory_models.IdentityEncoder | None = None
+
+    @property
+    def memory(self) -> bool:
+        return self.key_encoder is not None
+
+
+def build(model_cfg) -> Nets:
+    """The networks of `config.model`; raises `InputError` if G cannot take `model.size`.
+
+    `model.memory.enabled` switches to paper 001's memory-augmented variant: G's decoder
+    norms become AdaIN driven by an identity feature, which a project-trained
+    `IdentityEncoder` computes from the real frame during training (or the caller supplies);
+    a `SpatialKeyEncoder` learns keys of the rendered window for the memory.
+    """
+    mem = model_cfg.memory
+    g = gan_models.AttentionUNetGenerator(
+        features=_tuple(model_cfg.g_features),
+        dropout=model_cfg.dropout,
+        dropout_blocks=_tuple(model_cfg.dropout_blocks),
+        norm=model_cfg.norm,
+        adain=bool(mem.enabled),
+    )
+    d = gan_models.PatchDiscriminator(features=_tuple(model_cfg.d_features), norm=model_cfg.norm)
+    g.check_size(model_cfg.size, model_cfg.size)
+    if not mem.enabled:
+        return Nets(g, d)
+    return Nets(
+        g,
+        d,
+        memory_models.SpatialKeyEncoder(mem.key_dim, _tuple(mem.key_features)),
+        memory_models.IdentityEncoder(mem.identity_dim, _tuple(mem.identity_features)),
+    )
+
+
+def loss_fn(params, batch_stats, batch, model: Nets, loss_cfg):
+    """Eq. 10 on a batch: {"render" [B, S, S, 9], "real" [B, S, S, 3], "seed" [B],
+    "identity" [B]}; in the memory variant plus the encoders' losses and the memory update."""
+    # One dropout key per device shard; the seeds differ between shards and steps.
+    rngs = {"dropout": jax.random.key(batch["seed"][0])}
+    weights = dict(
+        lambda_l1=loss_cfg.lambda_l1,
+        lambda_att=loss_cfg.lambda_att,
+        lambda_tv=loss_cfg.lambda_tv,
+        d_weight=loss_cfg.d_weight,
+    )
+    gd_params = {k: params[k] for k in ("generator", "discriminator")}
+    if not model.memory:
+        loss, metrics = gan_losses.generator_and_discriminator_loss(
+            model.generator, model.discriminator, gd_params, batch, rngs, **weights
+        )
+        return loss, (metrics, batch_stats)
+    return _memory_loss(params, batch_stats, batch, model, loss_cfg, rngs, weights)
+
+
+def _memory_loss(params, batch_stats, batch, model: Nets, loss_cfg, rngs, weights):
+    """Paper 001 Sec. 3.4: G(r, s) with s from the identity encoder (ArcFace loss on the
+    identity labels; -1 = an identity outside the classes, no ArcFace term), the key
+    encoder's threshold triplet loss against the memory, then the memory update."""
+    mem = batch_stats["memory"]
+    s = model.identity_encoder.apply({"params": params["identity_encoder"]}, batch["real"])
+    gd_params = {k: params[k] for k in ("generator", "discriminator")}
+    loss, metrics = gan_losses.generator_and_discriminator_loss(
+        model.generator, model.discriminator, gd_params, batch, rngs, identity=s, **weights
+    )
+    l_arc = memory_losses.arcface_loss(s, params["arcface"], batch["identity"])
+    q = model.key_encoder.apply({"params": params["key_encoder"]}, batch["render"])
+    top_k = min(int(loss_cfg.top_k), mem.num_slots)
+    l_tri = memory_losses.threshold_triplet_loss(
+        q, mem, s, top_k, loss_cfg.triplet_margin, loss_cfg.identity_threshold
+    )
+    # Every device writes the whole global batch, so the memory stays replicated (footnote 5:
+    # the memory is updated apart from the gradient step).
+    gather = functools.partial(jax.lax.all_gather, axis_name=parallel.DATA_AXIS, tiled=True)
+    mem = memory_models.update(mem, gather(q), gather(s), loss_cfg.identity_threshold)
+    loss = loss + loss_cfg.lambda_arcface * l_arc + loss_cfg.lambda_triplet * l_tri
+    metrics = {**metrics, "loss": loss, "arcface": l_arc, "triplet": l_tri}
+    return loss, (metrics, {"memory": mem})
+
+
+def init_variables(model: Nets, model_cfg, key) -> dict:
+    """{"params": {"generator", "discriminator", ...}, "batch_stats": {...}} at model.size."""
+    kg, kd, kk, ki, ka = jax.random.split(key, 5)
+    size = model_cfg.size
+    x = jnp.zeros((1, size, size, 3 * gan_models.WINDOW))
+    y = jnp.zeros((1, size, size, gan_models.FRAME_CHANNELS))
+    if not model.memory:
+        g = model.generator.init(kg, x)["params"]
+        d = model.discriminator.init(kd, x, y)["params"]
+        return {"params": {"generator": g, "discriminator": d}, "batch_stats": {}}
+    mem = model_cfg.memory
+    s = jnp.zeros((1, mem.identity_dim))
+    params = {
+        "generator": model.generator.init(kg, x, identity=s)["params"],
+        "discriminator": model.discriminator.init(kd, x, y)["params"],
+        "key_encoder": model.key_encoder.init(kk, x)["params"],
+        "identity_encoder": model.identity_encoder.init(ki, y)["params"],
+        "arcface": jax.random.normal(ka, (mem.identity_classes, mem.identity_dim)),
+    }
+    memory = memory_models.init_memory(mem.slots, mem.key_dim, mem.identity_dim)
+    return {"params": params, "batch_stats": {"memory": memory}}
+
+
+def make_optimizer(config, lr: float):
+    return loop.make_optimizer(lr, config.train.grad_clip, config.train.b1)
+
+
+def init_state(config, optimizer) -> loop.TrainState:
+    """Initial parameters from `fold_in(key(seed), 0)`, and the optimizer state."""
+    key = jax.random.fold_in(jax.random.key(config.seed), 0)
+    return loop.init_state(init_variables(build(config.model), config.model, key), optimizer)
+
+
+def load_variables(workdir: str, step: int | None = None):
+    """(config, {"params", "batch_stats"}) of a workdir's checkpoint (the memory variant's
+    memory is batch_stats["memory"])."""
+    config = checkpoint.load_workdir_config(workdir)
+    opt = make_optimizer(config, config.train.lr)
+    target = jax.eval_shape(lambda: init_state(config, opt))
+    state = checkpoint.load(workdir, target, step)
+    return config, {"params": state.avg_params, "batch_stats": state.batch_stats}
+
+
+def pretrain_clips(config, workdir: str) -> list[gan_pairs.PairClip]:
+    """The pretraining pairs: `data.root`'s train split, or synthetic pairs made once."""
+    root = config.data.root
+    if not root:
+        root = os.path.join(workdir, "pairs")
+        if not os.path.exists(os.path.join(root, "manifest.json")):
+            clips = gan_pairs.synthetic_pairs(
+                config.data.synthetic_identities,
+                config.data.synthetic_frames,
+                config.model.size,
+                seed=config.seed,
+            )
+            gan_pairs.save(root, clips, config.model.size)
+    return gan_pairs.load(root, split="train")
+
+
+def target_clip(config) -> gan_pairs.PairClip | None:
+    """The fine-tuning target (`finetune.root` / `finetune.clip_id`), or None."""
+    if not config.finetune.clip_id:
+        return None
+    for clip in gan_pairs.load(config.finetune.root or config.data.root):
+        if clip.clip_id == config.finetune.clip_id:
+            return clip
+    raise InputError(f"fine-tune clip {config.finetune.clip_id!r} is not in {config.finetune.root}")
+
+
+def _check_size(clips, config, what: str) -> None:
+    for clip in clips:
+        if clip.size != config.model.size:
+            raise InputError(
+                f"{what} pairs are {clip.size}^2 but model.size is {config.model.size}; make "
+                f"the pairs at that size or set model.size={clip.size}"
+            )
+
+
+def _with_seeds(sample, seed: int):
+    """Adds "seed": int32 [B] per-example dropout seeds, a function of the step."""
+
+    def with_seeds(step: int, batch_size: int) -> dict:
+        batch = sample(step, batch_size)
+        rng = sampling.step_rng(seed + 2, step)  # not the samplers' streams (seed, seed + 1)
+        batch["seed"] = rng.integers(0, 2**31 - 1, size=batch_size).astype(np.int32)
+        return batch
+
+    return with_seeds
+
+
+def finetune_steps(config, frames: int) -> int:
+    """`finetune.steps`, or `finetune.epochs` passes over `frames` frames at the batch size."""
+    if config.finetune.steps > 0:
+        return int(config.finetune.steps)
+    return int(math.ceil(config.finetune.epochs * frames / config.train.batch_size))
+
+
+def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:
+    """Trains (or resumes) the pretraining and the optional fine-tune; returns the state."""
+    checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
+    model = build(config.model)
+    target = target_clip(config)
+    if target is not None:
+        _check_size([target], config, "fine-tune")
+    phases, source = [], None
+    if config.finetune.init_from:
+        if target is None:
+            raise InputError("finetune.init_from needs a fine-tune target (finetune.clip_id)")
+        source = loop.source_variables(config.finetune.init_from, config, load_variables)
+    elif config.train.steps > 0:  # 0: fine-tune from scratch, no pretraining
+        clips = pretrain_clips(config, workdir)
+        _check_size(clips, config, "pretraining")
+        sampler = gan_pairs.PairSampler(clips, config.seed, augment=config.data.augment)
+        phases.append(
+            loop.Phase(
+                "pretrain",
+                int(config.train.steps),
+                loss_fn,
+                make_optimizer(config, config.train.lr),
+                _with_seeds(sampler.sample, config.seed),
+            )
+        )
+    if target is not None:
+        sampler = gan_pairs.PairSampler(
+            [target], config.seed + 1, frames=config.finetune.frames, augment=config.data.augment
+        )
+        phases.append(
+            loop.Phase(
+                "finetune",
+                finetune_steps(config, sampler.num_frames),
+                loss_fn,
+                make_optimizer(config, config.finetune.lr),
+                _with_seeds(sampler.sample, config.seed),
+            )
+        )
+    if not phases:
+        raise InputError("nothing to train: train.steps is 0 and there is no fine-tune target")
+    checkpoint.write_workdir_config(workdir, config.to_json())
+    if source is not None:
+        state = loop.init_state(source, phases[0].optimizer)
+    else:
+        state = init_state(config, phases[0].optimizer)
+    return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains (resuming if possible), then evaluates the held-out frames of the target (or
+    of the pretraining clips' test split); results also go to `<workdir>/eval/`."""
+    from talkingjax import evaluate_gan
+
+    train(config, workdir)
+    return evaluate_gan.evaluate_workdir(workdir)
+
+
+class Refiner:
+    """A trained generator as a function: rendered windows -> refined frames.
+
+        refine = Refiner.from_workdir(workdir)
+        out = refine(windows)   # [N, S, S, 9] in [-1, 1] -> dict of [N, S, S, 3|1]
+
+    In the memory variant the identity feature of each frame is, unless given, read from the
+    trained memory with the key of its rendered window (top-1) and smoothed over the sequence
+    every `model.memory.smooth_every` frames (paper 001's test time), so consecutive windows
+    should be passed in order.
+    """
+
+    def __init__(self, config, variables, batch: int = 8):
+        self.config = config
+        self.nets = build(config.model)
+        self.params = variables["params"]
+        self.memory = variables.get("batch_stats", {}).get("memory")
+        self.batch = batch
+
+    @classmethod
+    def from_workdir(cls, workdir: str, step: int | None = None, batch: int = 8) -> Refiner:
+        config, variables = load_variables(workdir, step)
+        return cls(config, variables, batch)
+
+    @property
+    def size(self) -> int:
+        return int(self.config.model.size)
+
+    @functools.cached_property
+    def _generate(self):
+        g = self.nets.generator
+        return jax.jit(lambda p, x, s: g.apply({"params": p}, x, train=False, **s))
+
+    @functools.cached_property
+    def _keys(self):
+        return jax.jit(lambda p, x: self.nets.key_encoder.apply({"params": p}, x))
+
+    def _batches(self, fn, *arrays):
+        """fn over fixed-size batches of the arrays (one compiled program), concatenated."""
+        n = len(arrays[0])
+        pad = -n % self.batch
+        arrays = [np.concatenate([a, np.repeat(a[-1:], pad, 0)]) if pad else a for a in arrays]
+        outs = [
+            jax.device_get(fn(*(a[i : i + self.batch] for a in arrays)))
+            for i in range(0, n + pad, self.batch)
+        ]
+        return jax.tree.map(lambda *xs: np.concatenate(xs)[:n], *outs)
+
+    def identity_features(self, windows: np.ndarray) -> np.ndarray:
+        """[N, D] identity features of consecutive windows from the memory (memory variant)."""
+        if not self.nets.memory:
+            raise InputError("identity features exist only in the memory variant")
+        keys = self._batches(lambda x: self._keys(self.params["key_encoder"], x), windows)
+        values = memory_models.read_identity(self.memory, jnp.asarray(keys))
+        every = int(self.config.model.memory.smooth_every)
+        return np.asarray(memory_models.smooth_identity(values, every))
+
+    def __call__(self, windows: np.ndarray, identity: np.ndarray | None = None):
+        """windows [N, S, S, 9] float in [-1, 1] -> {"image", "color" [N, S, S, 3] in [-1, 1],
+        "attention" [N, S, S, 1]}. identity: [N, D] features for the memory variant (e.g. of
+        an external face-recognition network); default: read from the memory."""
+        windows = np.asarray(windows, np.float32)
+        if windows.ndim != 4 or windows.shape[1:] != (self.size, self.size, 9) or not len(windows):
+            raise InputError(
+                f"windows are {windows.shape}; this generator takes [N, {self.size}, "
+                f"{self.size}, 9]"
+            )
+        params = self.params["generator"]
+        if not self.nets.memory:
+            return self._batches(lambda x: self._generate(params, x, {}), windows)
+        if identity is None:
+            identity = self.identity_features(windows)
+        identity = np.asarray(identity, np.float32)
+        if identity.shape != (len(windows), self.config.model.memory.identity_dim):
+            raise InputError(
+                f"identity features are {identity.shape}; expected "
+                f"[{len(windows)}, {self.config.model.memory.identity_dim}]"
+            )
+        return self._batches(
+            lambda x, s: self._generate(params, x, {"identity": s}), windows, identity
+        )

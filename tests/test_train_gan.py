@@ -1,0 +1,157 @@
+"""The rendering-to-realistic GAN trainer on tiny synthetic pairs: pretrain + fine-tune phases,
+init_from, held-out evaluation with the raw-render baseline and the strip, the memory
+variant, and bad input.
+
+Runs on the four faked CPU devices of conftest.py, so every update is really data-parallel.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from experiments.configs import gan as gan_config
+from talkingjax import evaluate_gan
+from talkingjax.data import gan_pairs
+from talkingjax.errors import InputError
+from talkingjax.train import gan
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("gan_pairs"))
+    clips = gan_pairs.synthetic_pairs(num_identities=3, frames=12, size=64, seed=1)
+    test = gan_pairs.synthetic_pairs(num_identities=1, frames=12, size=64, seed=2, split="test")
+    gan_pairs.save(root, clips + test, 64)
+    return root
+
+
+def _tiny(pairs, steps=2, tune=0, memory=False):
+    c = gan_config.get_config("tiny")
+    c.data.root = pairs
+    c.train.steps = steps
+    c.train.checkpoint_every = 2
+    c.train.log_every = 1
+    c.finetune.root = pairs if tune else ""
+    c.finetune.clip_id = "synthetic_1_002" if tune else ""
+    c.finetune.steps = tune
+    c.model.memory.enabled = memory
+    return c
+
+
+@pytest.fixture(scope="module")
+def trained(pairs, tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("gan_run"))
+    gan.train(_tiny(pairs, steps=2, tune=2), workdir)
+    return workdir
+
+
+def test_phases_train_and_evaluate_held_out_frames(trained):
+    lines = [json.loads(x) for x in open(os.path.join(trained, "metrics.jsonl"))]
+    assert [x["phase"] for x in lines] == ["pretrain"] * 2 + ["finetune"] * 2
+    assert all(np.isfinite(x["loss"]) for x in lines)
+    results = evaluate_gan.evaluate_workdir(trained)
+    r = results["clips"]["synthetic_1_002"]
+    # The held-out frames are those after finetune.frames (8 of 12).
+    assert r["first_frame"] == 8 and r["frames"] == 4
+    for kind in ("refined", "raw_render"):
+        assert set(r[kind]) == {"psnr", "ssim", "l1", "cpbd"}
+        assert np.isfinite(list(r[kind].values())).all()
+    assert r["psnr_gain_db"] == pytest.approx(r["refined"]["psnr"] - r["raw_render"]["psnr"])
+    assert 0 <= r["attention"]["face"] <= 1
+    strip = results["files"]["strip"]
+    import cv2
+
+    image = cv2.imread(strip)
+    assert image.shape == (2 * 64, 3 * 64, 3)  # eval.strip_frames rows of render|refined|real
+    assert json.load(open(results["files"]["json"]))["mean"]["psnr_gain_db"] == pytest.approx(
+        results["mean"]["psnr_gain_db"]
+    )
+
+
+def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
+    refine = gan.Refiner.from_workdir(trained, batch=3)
+    clip = gan_pairs.load(pairs)[0]
+    windows = np.stack([gan_pairs.window(clip, t) for t in range(5)])
+    out = refine(windows)
+    assert out["image"].shape == (5, 64, 64, 3) and out["attention"].shape == (5, 64, 64, 1)
+    # Eq. 8 holds on the output.
+    a = out["attention"]
+    want = a * windows[..., 6:] + (1 - a) * out["color"]
+    np.testing.assert_allclose(out["image"], want, atol=1e-5)
+    with pytest.raises(InputError, match="takes"):
+        refine(windows[..., :6])
+
+
+def test_init_from_finetunes_only_and_checks_the_model(trained, pairs, tmp_path):
+    c = _tiny(pairs, tune=2)
+    c.finetune.init_from = trained
+    workdir = str(tmp_path / "tuned")
+    gan.train(c, workdir)
+    lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert [x["phase"] for x in lines] == ["finetune"] * 2
+    c.model.d_features = (8, 8)
+    bad = str(tmp_path / "bad")
+    with pytest.raises(InputError, match="init_from"):
+        gan.train(c, bad)
+    assert not os.path.exists(os.path.join(bad, "config.json"))
+
+
+def test_memory_variant_trains_writes_memory_and_retrieves(pairs, tmp_path):
+    workdir = str(tmp_path / "memory")
+    state = gan.train(_tiny(pairs, steps=2, memory=True), workdir)
+    memory = state.batch_stats["memory"]
+    # 2 steps x batch 4 written (global batch, gathered over the devices), replicated.
+    assert int(np.sum(np.any(np.asarray(memory.keys) != 0, axis=1))) >= 4
+    assert {"arcface", "triplet"} <= set(
+        json.loads(open(os.path.join(workdir, "metrics.jsonl")).readline())
+    )
+    refine = gan.Refiner.from_workdir(workdir)
+    clip = gan_pairs.load(pairs)[0]
+    windows = np.stack([gan_pairs.window(clip, t) for t in range(3)])
+    ids = refine.identity_features(windows)
+    assert ids.shape == (3, 16)
+    np.testing.assert_allclose(np.linalg.norm(ids, axis=1), 1.0, atol=1e-5)
+    out = refine(windows)
+    np.testing.assert_allclose(out["image"], refine(windows, identity=ids)["image"], atol=1e-6)
+    # External identity features (e.g. another network's) change the output.
+    other = refine(windows, identity=np.roll(ids, 1, axis=1))
+    assert not np.allclose(out["image"], other["image"])
+    with pytest.raises(InputError, match="identity features"):
+        refine(windows, identity=ids[:, :4])
+
+
+def test_bad_input_leaves_no_workdir(pairs, tmp_path):
+    c = _tiny(pairs, tune=2)
+    c.finetune.clip_id = "nobody"
+    workdir = str(tmp_path / "w")
+    with pytest.raises(InputError, match="nobody"):
+        gan.train(c, workdir)
+    assert not os.path.exists(os.path.join(workdir, "config.json"))
+    c = _tiny(pairs)
+    c.model.size = 32  # the pairs are 64^2
+    c.model.g_features = (8, 16, 32)
+    with pytest.raises(InputError, match="model.size"):
+        gan.train(c, str(tmp_path / "v"))
+    c = _tiny(pairs)
+    c.model.size = 40  # not a multiple of 2**4
+    with pytest.raises(InputError, match="multiples"):
+        gan.train(c, str(tmp_path / "u"))
+
+
+def test_cli_bad_input_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.make_gan_pairs", f"--out={tmp_path / 'p'}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: nothing to do")
+    assert not os.path.exists(tmp_path / "p")
