@@ -43,7 +43,9 @@ def write_outputs(rec: fitting.Reconstruction, model, out: str, rows: int, video
     tmp = os.path.join(out, "pose.tmp.npy")
     np.save(tmp, result.pose)
     os.replace(tmp, os.path.join(out, "pose.npy"))
-    renders, masks = visualize.render_fit(model, result.coeffs, rec.crops, result.detailed_albedo)
+    renders, masks = visualize.render_fit(
+        model, result.coeffs, rec.crops.shape[1], result.detailed_albedo
+    )
     pick = np.unique(np.linspace(0, len(rec.crops) - 1, rows).round().astype(int))
     grid = visualize.overlay_rows(rec.crops[pick], renders[pick], masks[pick])
     visualize.write_png(os.path.join(out, "overlay.png"), np.concatenate(list(grid), axis=0))

@@ -25,7 +25,7 @@ import os
 import numpy as np
 
 from talkingjax import visualize
-from talkingjax.data import gan_pairs
+from talkingjax.data import gan_pairs, records
 from talkingjax.errors import InputError
 from talkingjax.metrics import image as image_metrics
 from talkingjax.train import gan as gan_train
@@ -61,7 +61,7 @@ def _scores(pred: np.ndarray, real: np.ndarray) -> dict:
         "psnr": image_metrics.psnr(pred, real),
         "ssim": image_metrics.ssim(pred, real),
         "l1": image_metrics.l1(pred, real),
-        "cpbd": float(np.mean([image_metrics.cpbd(p) for p in pred])),
+        "cpbd": image_metrics.cpbd(pred),  # mean over the frames
     }
 
 
@@ -83,7 +83,7 @@ def evaluate_clip(refine: gan_train.Refiner, clip: gan_pairs.PairClip, frames: n
         "first_frame": int(frames[0]),
         "refined": _scores(refined, real),
         "raw_render": _scores(raw, real),
-        "real_cpbd": float(np.mean([image_metrics.cpbd(r) for r in real])),
+        "real_cpbd": image_metrics.cpbd(real),
         "attention": {
             "mean": float(attention.mean()),
             "face": float(attention[face].mean()) if face.any() else None,
@@ -135,8 +135,5 @@ def evaluate_workdir(workdir: str, max_frames: int | None = None, out_dir: str |
     }
     visualize.write_png(files["strip"], np.concatenate(images, axis=0))
     body = {"clips": results, "mean": mean, "files": files}
-    tmp = files["json"] + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(body, f, indent=1)
-    os.replace(tmp, files["json"])
+    records.atomic_write(files["json"], lambda f: json.dump(body, f, indent=1), "x")
     return body

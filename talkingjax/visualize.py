@@ -23,14 +23,14 @@ from talkingjax.render import face as face_render
 def render_fit(
     model: model_lib.MorphableModel,
     coeffs: coeffs_lib.FaceCoeffs,
-    crops: np.ndarray,
+    size: int,
     albedo: np.ndarray | None = None,
     batch: int = 16,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Renders fitted frames over their crops.
+    """Renders fitted frames at `size` x `size` (the fit's camera scaled to it).
 
     Args:
-      model: the fitted model. coeffs: batch [T]. crops: [T, S, S, 3] uint8.
+      model: the fitted model. coeffs: batch [T]. size: the side in pixels (e.g. the crops').
       albedo: optional [V, 3] per-vertex albedo (e.g. the detailed albedo) replacing the
         model's albedo; lighting stays the fitted one.
       batch: frames rendered per call.
@@ -38,7 +38,6 @@ def render_fit(
     Returns:
       (renders [T, S, S, 3] float in [0, 1] on white, masks [T, S, S]).
     """
-    size = crops.shape[1]
     camera = camera_lib.Camera().scaled(size)
     if albedo is not None:
         model = model.replace(
@@ -46,7 +45,7 @@ def render_fit(
         )
     render = jax.jit(lambda c: face_render.render_face(model, c, camera, background=1.0))
     images, masks = [], []
-    for i in range(0, crops.shape[0], batch):
+    for i in range(0, int(coeffs.angles.shape[0]), batch):
         out = render(jax.tree.map(lambda x, i=i: jnp.asarray(x[i : i + batch]), coeffs))
         images.append(np.asarray(out.image))
         masks.append(np.asarray(out.mask))

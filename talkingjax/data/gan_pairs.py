@@ -204,8 +204,7 @@ def render_frames(model, coeffs, size: int, albedo: np.ndarray | None = None, ba
     """
     from talkingjax import visualize
 
-    dummy = np.zeros((int(coeffs.angles.shape[0]), size, size, 3), np.uint8)
-    images, masks = visualize.render_fit(model, coeffs, dummy, albedo=albedo, batch=batch)
+    images, masks = visualize.render_fit(model, coeffs, size, albedo=albedo, batch=batch)
     return _to_uint8(images), _to_uint8(masks)
 
 

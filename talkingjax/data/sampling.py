@@ -28,6 +28,20 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng(np.asarray(jax.random.key_data(key)))
 
 
+def with_seeds(sample, seed: int):
+    """Wraps a sampler `(step, batch_size) -> batch` to add "seed": int32 [B], per-example
+    seeds for stochastic layers (dropout), drawn from `step_rng(seed, step)`: pass a seed
+    stream the sampler itself does not use, so the seeds are not its draws."""
+
+    def sample_with_seeds(step: int, batch_size: int) -> dict:
+        batch = sample(step, batch_size)
+        rng = step_rng(seed, step)
+        batch["seed"] = rng.integers(0, 2**31 - 1, size=batch_size, dtype=np.int64).astype(np.int32)
+        return batch
+
+    return sample_with_seeds
+
+
 @dataclasses.dataclass(frozen=True)
 class Video:
     """All frames of one video at the model fps, with its padded MFCC rows."""

@@ -107,12 +107,23 @@ def write_workdir_config(workdir: str, config_json: str) -> None:
     os.replace(tmp, path)
 
 
+def _tuples(x):
+    """JSON lists back to the tuples a config file writes (and flax attributes, which must
+    be hashable, need), recursively."""
+    if isinstance(x, list):
+        return tuple(_tuples(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _tuples(v) for k, v in x.items()}
+    return x
+
+
 def load_workdir_config(workdir: str):
-    """The ConfigDict a workdir was trained with."""
+    """The ConfigDict a workdir was trained with, equal to the one it was made from (JSON's
+    lists are read back as tuples)."""
     import ml_collections
 
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise InputError(f"{workdir} is not a training workdir (no {CONFIG_FILE})")
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        return ml_collections.ConfigDict(_tuples(json.load(f)))

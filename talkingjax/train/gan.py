@@ -43,12 +43,6 @@ from talkingjax.train import checkpoint, loop, parallel
 _RESUME_KEYS = ("model", "data", "finetune", "seed")
 
 
-def _tuple(x):
-    # A config read back from config.json has lists where a fresh one has tuples; flax
-    # module attributes must be hashable.
-    return tuple(x) if isinstance(x, list | tuple) else x
-
-
 @dataclasses.dataclass(frozen=True)
 class Nets:
     """The networks of one run: G and D, plus paper 001's encoders in the memory variant."""
@@ -73,21 +67,21 @@ def build(model_cfg) -> Nets:
     """
     mem = model_cfg.memory
     g = gan_models.AttentionUNetGenerator(
-        features=_tuple(model_cfg.g_features),
+        features=model_cfg.g_features,
         dropout=model_cfg.dropout,
-        dropout_blocks=_tuple(model_cfg.dropout_blocks),
+        dropout_blocks=model_cfg.dropout_blocks,
         norm=model_cfg.norm,
         adain=bool(mem.enabled),
     )
-    d = gan_models.PatchDiscriminator(features=_tuple(model_cfg.d_features), norm=model_cfg.norm)
+    d = gan_models.PatchDiscriminator(features=model_cfg.d_features, norm=model_cfg.norm)
     g.check_size(model_cfg.size, model_cfg.size)
     if not mem.enabled:
         return Nets(g, d)
     return Nets(
         g,
         d,
-        memory_models.SpatialKeyEncoder(mem.key_dim, _tuple(mem.key_features)),
-        memory_models.IdentityEncoder(mem.identity_dim, _tuple(mem.identity_features)),
+        memory_models.SpatialKeyEncoder(mem.key_dim, mem.key_features),
+        memory_models.IdentityEncoder(mem.identity_dim, mem.identity_features),
     )
 
 
@@ -102,10 +96,9 @@ def loss_fn(params, batch_stats, batch, model: Nets, loss_cfg):
         lambda_tv=loss_cfg.lambda_tv,
         d_weight=loss_cfg.d_weight,
     )
-    gd_params = {k: params[k] for k in ("generator", "discriminator")}
     if not model.memory:
         loss, metrics = gan_losses.generator_and_discriminator_loss(
-            model.generator, model.discriminator, gd_params, batch, rngs, **weights
+            model.generator, model.discriminator, params, batch, rngs, **weights
         )
         return loss, (metrics, batch_stats)
     return _memory_loss(params, batch_stats, batch, model, loss_cfg, rngs, weights)
@@ -166,7 +159,10 @@ def make_optimizer(config, lr: float):
 def init_state(config, optimizer) -> loop.TrainState:
     """Initial parameters from `fold_in(key(seed), 0)`, and the optimizer state."""
     key = jax.random.fold_in(jax.random.key(config.seed), 0)
-    return loop.init_state(init_variables(build(config.model), config.model, key), optimizer)
+    nets = build(config.model)
+    # One compiled program: run eagerly, the GEMM layers' many small ops take ~25 s to init.
+    variables = jax.jit(lambda k: init_variables(nets, config.model, k))(key)
+    return loop.init_state(variables, optimizer)
 
 
 def load_variables(workdir: str, step: int | None = None):
@@ -214,18 +210,6 @@ def _check_size(clips, config, what: str) -> None:
             )
 
 
-def _with_seeds(sample, seed: int):
-    """Adds "seed": int32 [B] per-example dropout seeds, a function of the step."""
-
-    def with_seeds(step: int, batch_size: int) -> dict:
-        batch = sample(step, batch_size)
-        rng = sampling.step_rng(seed + 2, step)  # not the samplers' streams (seed, seed + 1)
-        batch["seed"] = rng.integers(0, 2**31 - 1, size=batch_size).astype(np.int32)
-        return batch
-
-    return with_seeds
-
-
 def finetune_steps(config, frames: int) -> int:
     """`finetune.steps`, or `finetune.epochs` passes over `frames` frames at the batch size."""
     if config.finetune.steps > 0:
@@ -255,7 +239,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
                 int(config.train.steps),
                 loss_fn,
                 make_optimizer(config, config.train.lr),
-                _with_seeds(sampler.sample, config.seed),
+                sampling.with_seeds(sampler.sample, config.seed + 2),  # samplers: seed, seed + 1
             )
         )
     if target is not None:
@@ -268,7 +252,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
                 finetune_steps(config, sampler.num_frames),
                 loss_fn,
                 make_optimizer(config, config.finetune.lr),
-                _with_seeds(sampler.sample, config.seed),
+                sampling.with_seeds(sampler.sample, config.seed + 2),  # samplers: seed, seed + 1
             )
         )
     if not phases:

@@ -75,7 +75,7 @@ def source_variables(source: str, config, load_variables: Callable) -> dict:
     `model` config must equal `config.model` (else `InputError`), so its parameters fit.
     """
     source_config, variables = load_variables(source)
-    # Through JSON: a config read back from disk has lists where a fresh one has tuples.
+    # Through JSON, so that a list and a tuple of the same values compare equal.
     theirs, ours = (json.loads(c.model.to_json()) for c in (source_config, config))
     if theirs != ours:
         raise InputError(f"init_from {source} has model {theirs}; this config {ours}")

@@ -44,12 +44,6 @@ _RESUME_KEYS = ("model", "data", "seed")
 AUDIO_DIM = 52  # 4 MFCC rows x 13 per frame (`sampling.frame_audio_features`)
 
 
-def _tuple(x):
-    # A config read back from config.json has lists where a fresh one has tuples; flax
-    # module attributes must be hashable.
-    return tuple(x) if isinstance(x, list | tuple) else x
-
-
 # ------------------------------------------------------------------------------- the models
 
 
@@ -58,19 +52,19 @@ def _build_audio2head(m):
         hidden=m.hidden,
         num_layers=m.num_layers,
         audio_embed=m.audio_embed,
-        audio_blocks=_tuple(m.audio_blocks),
-        audio_features=_tuple(m.audio_features),
+        audio_blocks=m.audio_blocks,
+        audio_features=m.audio_features,
         audio_rows=4,
         audio_norm=m.audio_norm,
-        pose_embed_features=_tuple(m.pose_embed_features),
-        pose_scale=_tuple(m.pose_scale),
+        pose_embed_features=m.pose_embed_features,
+        pose_scale=m.pose_scale,
     )
     d = audio2head.PosePatchDiscriminator(
-        features=_tuple(m.d_features),
+        features=m.d_features,
         kernel=m.d_kernel,
         norm=m.d_norm,
         conditional=m.d_conditional,
-        pose_scale=_tuple(m.pose_scale),
+        pose_scale=m.pose_scale,
     )
     if audio2head.num_patches(m.window, len(d.features), d.kernel) < 1:
         raise InputError(
@@ -115,7 +109,7 @@ def _build_posegan(m):
         audio_scale=m.audio_scale,
     )
     d = posegan.PoseGANDiscriminator(
-        features=_tuple(m.d_features),
+        features=m.d_features,
         num_strided=m.d_num_strided,
         norm=m.norm,
         pose_scale=m.pose_scale,
@@ -155,7 +149,7 @@ def _build_posegan(m):
 
 def _build_lsp(m):
     model = lsp.LSPPoseModel(
-        dilations=_tuple(m.dilations),
+        dilations=m.dilations,
         kernel_size=m.kernel_size,
         residual_channels=m.residual_channels,
         dilation_channels=m.dilation_channels,
@@ -239,19 +233,6 @@ def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Cl
     return loop.load_data(config, workdir, "synthetic", synthetic.generate_corpus)
 
 
-def _with_seeds(sample: Callable, seed: int) -> Callable:
-    """Adds "seed": int32 [B] per-row seeds (a function of the step) for stochastic layers."""
-
-    def with_seeds(step: int, batch_size: int) -> dict:
-        batch = sample(step, batch_size)
-        # Another stream than the sampler's (seed + 1), so the seeds are not its window draws.
-        rng = sampling.step_rng(seed + 1, step)
-        batch["seed"] = rng.integers(0, 2**31 - 1, size=batch_size, dtype=np.int64).astype(np.int32)
-        return batch
-
-    return with_seeds
-
-
 def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:
     """Trains (or resumes) the model of `config.model.name`; returns the final state.
 
@@ -271,7 +252,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
     )
     checkpoint.write_workdir_config(workdir, config.to_json())
     opt = make_optimizer(config)
-    sample = _with_seeds(sampler.sample, config.seed)
+    sample = sampling.with_seeds(sampler.sample, config.seed + 1)  # sampler: seed
     phases = [loop.Phase("train", int(config.train.steps), loss_fn, opt, sample)]
     state = init_state(config, init_variables, opt)
     return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
