@@ -52,6 +52,8 @@ Measured back to back with another job loading the machine (matmul rate 84-94 in
 16.4 -> 2.1 s at 256^2 batch 1; G inference 0.45 -> 0.42 s per 256^2 frame, 0.22 -> 0.14 s
 per 128^2 frame at batch 1 and 0.18 -> 0.08 s at batch 4. G's and D's passes now run at
 ~60 % of the (loaded) GEMM rate; the rest is im2col / overlap-add data movement and Adam.
+On an idle machine (matmul 188 GFLOP/s, `benchmarks/gan_speed.py`): 0.94 s and 1.13 s per
+step, 0.190 s per 256^2 frame (51 % of the matmul rate); the README keeps the table.
 tests/test_gan_speed_equivalence.py checks outputs and gradients against the XLA
 convolutions, also under shard_map.
 """
