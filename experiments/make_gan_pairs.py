@@ -27,6 +27,11 @@ _IDS = flags.DEFINE_list("clip_ids", [], "Clips of --preprocessed (default: all 
 _ALBEDO = flags.DEFINE_integer(
     "albedo_frames", None, "Read the detailed albedo from the first N frames only."
 )
+_ALBEDO_KIND = flags.DEFINE_enum(
+    "albedo", "detailed", gan_pairs.ALBEDOS,
+    "Colour video faces with the detailed albedo (pretraining) or the model's low-frequency "
+    "albedo (the paper's fine-tuning on the target).",
+)  # fmt: skip
 _MAX = flags.DEFINE_integer("max_frames", None, "Only the first N frames of each video.")
 _FACES = flags.DEFINE_string("faces", None, "A directory of portrait photos.")
 _SYNTH = flags.DEFINE_integer("synthetic", 0, "Number of synthetic identities.")
@@ -59,7 +64,7 @@ def main(argv):
             clips.append(
                 gan_pairs.video_pairs(
                     _PRE.value, clip_id, _SIZE.value, albedo_frames=_ALBEDO.value,
-                    max_frames=_MAX.value, split=_SPLIT.value,
+                    max_frames=_MAX.value, split=_SPLIT.value, albedo=_ALBEDO_KIND.value,
                 )
             )  # fmt: skip
     if _FACES.value:

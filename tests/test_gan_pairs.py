@@ -2,6 +2,7 @@
 augmentation, and pairs made from a preprocessed video (a synthetic head video and its fit
 written in the preprocess layout)."""
 
+import dataclasses
 import json
 import os
 
@@ -130,5 +131,16 @@ def test_video_pairs_from_preprocess_layout(tmp_path):
     assert face.mean() > 0.1
     err = np.abs(clip.render[3][face].astype(int) - clip.real[3][face].astype(int)).mean()
     assert err < 25  # the detailed albedo read from the video's own frame
+    assert clip.albedo == "detailed"
+    # The paper's fine-tuning renders: the model's low-frequency albedo, same geometry.
+    low = gan_pairs.video_pairs(root, "head", size=64, albedo="model")
+    assert low.albedo == "model"
+    np.testing.assert_array_equal(low.mask, clip.mask)
+    np.testing.assert_array_equal(low.real, clip.real)
+    assert np.abs(low.render[3][face].astype(int) - clip.render[3][face].astype(int)).mean() > 1
+    gan_pairs.save(tmp_path / "pairs", [low, dataclasses.replace(clip, clip_id="d")], 64)
+    assert [c.albedo for c in gan_pairs.load(tmp_path / "pairs")] == ["model", "detailed"]
+    with pytest.raises(InputError, match="albedo must be one of"):
+        gan_pairs.video_pairs(root, "head", size=64, albedo="flat")
     with pytest.raises(InputError, match="preprocess report"):
         gan_pairs.video_pairs(root, "missing", size=64)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -47,11 +48,24 @@ def _tiny(pairs, steps=2, tune=0, memory=False):
 @pytest.fixture(scope="module")
 def trained(pairs, tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("gan_run"))
-    gan.train(_tiny(pairs, steps=2, tune=2), workdir)
-    return workdir
+    c = _tiny(pairs, steps=2, tune=2)
+    c.finetune.average_from = 1  # the evaluated generator: the mean of the last fine-tune step's
+    state = gan.train(c, workdir)  # and the one before's parameters
+    return workdir, state
+
+
+def test_finetune_average_is_the_evaluated_generator(trained):
+    workdir, state = trained
+    _, variables = gan.load_variables(workdir)
+    jax.tree.map(np.testing.assert_array_equal, variables["params"], state.avg_params)
+    differ = jax.tree.leaves(
+        jax.tree.map(lambda a, p: not np.array_equal(a, p), state.avg_params, state.params)
+    )
+    assert any(differ), "averaging from fine-tune step 1 must leave avg_params != params"
 
 
 def test_phases_train_and_evaluate_held_out_frames(trained):
+    trained, _ = trained
     lines = [json.loads(x) for x in open(os.path.join(trained, "metrics.jsonl"))]
     assert [x["phase"] for x in lines] == ["pretrain"] * 2 + ["finetune"] * 2
     assert all(np.isfinite(x["loss"]) for x in lines)
@@ -75,7 +89,7 @@ def test_phases_train_and_evaluate_held_out_frames(trained):
 
 
 def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
-    refine = gan.Refiner.from_workdir(trained, batch=3)
+    refine = gan.Refiner.from_workdir(trained[0], batch=3)
     clip = gan_pairs.load(pairs)[0]
     windows = np.stack([gan_pairs.window(clip, t) for t in range(5)])
     out = refine(windows)
@@ -90,7 +104,7 @@ def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
 
 def test_init_from_finetunes_only_and_checks_the_model(trained, pairs, tmp_path):
     c = _tiny(pairs, tune=2)
-    c.finetune.init_from = trained
+    c.finetune.init_from = trained[0]
     workdir = str(tmp_path / "tuned")
     gan.train(c, workdir)
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]

@@ -54,6 +54,7 @@ from talkingjax.errors import InputError
 
 FORMAT = "talkingjax.ganpairs/1"
 REFERENCE_CROP = 224  # the fit's crop size (the reference camera)
+ALBEDOS = ("detailed", "model")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,11 @@ class PairClip:
       render: [T, S, S, 3] uint8 rendered face on white.
       mask: [T, S, S] uint8, 255 where the render shows the face.
       split: "train", "test", ...
+      albedo: how the face was coloured: "detailed" (the per-vertex albedo read from a real
+        frame, paper 000 Sec. IV-B1) or "model" (the morphable model's low-frequency albedo of
+        the fitted texture coefficients). The paper pretrains on detailed renders and
+        fine-tunes on the target's video with low-frequency ones; a renderer feeding a
+        trained generator must colour faces the same way.
     """
 
     clip_id: str
@@ -77,6 +83,7 @@ class PairClip:
     render: np.ndarray
     mask: np.ndarray
     split: str = "train"
+    albedo: str = "detailed"
 
     @property
     def num_frames(self) -> int:
@@ -141,6 +148,7 @@ def save(root: str | os.PathLike, clips: list[PairClip], size: int) -> None:
             "fps": float(clip.fps),
             "num_frames": clip.num_frames,
             "split": clip.split,
+            "albedo": clip.albedo,
             "file": file,
         }
     body = {"format": FORMAT, "size": int(size), "clips": list(entries.values())}
@@ -175,7 +183,10 @@ def load(root: str | os.PathLike, split: str | None = None) -> list[PairClip]:
                 arrays = {k: z[k] for k in ("real", "render", "mask")}
         except (OSError, KeyError, ValueError) as err:
             raise InputError(f"cannot read pairs clip {path}: {err}") from None
-        clip = PairClip(e["clip_id"], e["identity"], e["fps"], split=e["split"], **arrays)
+        clip = PairClip(
+            e["clip_id"], e["identity"], e["fps"], split=e["split"],
+            albedo=e.get("albedo", "detailed"), **arrays,
+        )  # fmt: skip
         if check_clip(clip).size != body["size"]:
             raise InputError(f"{path} is {clip.size}^2; the manifest says {body['size']}^2")
         clips.append(clip)
@@ -225,6 +236,7 @@ def video_pairs(
     max_frames: int | None = None,
     model=None,
     split: str = "train",
+    albedo: str = "detailed",
 ) -> PairClip:
     """Pairs of every frame of one preprocessed video (`talkingjax.data.preprocess` output).
 
@@ -238,6 +250,7 @@ def video_pairs(
         (default all): frames after them stay unseen, e.g. evaluation frames.
       max_frames: only the first frames.
       model: the fitted morphable model (default: the default face model).
+      albedo: "detailed" or "model" (see `PairClip.albedo`; the paper fine-tunes on "model").
     """
     from talkingjax import fitting, tracking
     from talkingjax.face3d import camera as camera_lib
@@ -266,19 +279,27 @@ def video_pairs(
     video = video or report["video"]
     real = tracking.crop_video(video, scaled_transform(params, crop_size, size), size)
 
-    detected = np.ones(count, bool)
-    detected[[i for i in report.get("tracking", {}).get("lost_frame_indices", []) if i < count]] = 0
-    n_albedo = count if albedo_frames is None else min(albedo_frames, count)
-    ref = fitting.reference_frame(_slice_coeffs(coeffs, slice(0, n_albedo)), detected[:n_albedo])
-    # The albedo is read at the fit's own resolution, where the fit is sharpest.
-    frame = next(tracking.read_frames(video, start=ref, count=1))
-    crop = fit_lib.apply_crop(frame, params[ref], (crop_size, crop_size)).astype(np.float32)
-    albedo = fitting.detailed_albedo(
-        model, _slice_coeffs(coeffs, ref), crop / 255.0, camera_lib.Camera().scaled(crop_size)
-    )
-    render, mask = render_frames(model, coeffs, size, albedo)
+    if albedo not in ALBEDOS:
+        raise InputError(f"albedo must be one of {ALBEDOS}, got {albedo!r}")
+    vertex_albedo = None  # "model": the renderer colours with the texture coefficients
+    if albedo == "detailed":
+        detected = np.ones(count, bool)
+        lost = report.get("tracking", {}).get("lost_frame_indices", [])
+        detected[[i for i in lost if i < count]] = 0
+        n_albedo = count if albedo_frames is None else min(albedo_frames, count)
+        ref = fitting.reference_frame(
+            _slice_coeffs(coeffs, slice(0, n_albedo)), detected[:n_albedo]
+        )
+        # The albedo is read at the fit's own resolution, where the fit is sharpest.
+        frame = next(tracking.read_frames(video, start=ref, count=1))
+        crop = fit_lib.apply_crop(frame, params[ref], (crop_size, crop_size)).astype(np.float32)
+        vertex_albedo = fitting.detailed_albedo(
+            model, _slice_coeffs(coeffs, ref), crop / 255.0, camera_lib.Camera().scaled(crop_size)
+        )
+    render, mask = render_frames(model, coeffs, size, vertex_albedo)
     fps = float(report.get("fps", 25.0))
-    return PairClip(clip_id, report.get("speaker_id", clip_id), fps, real, render, mask, split)
+    speaker = report.get("speaker_id", clip_id)
+    return PairClip(clip_id, speaker, fps, real, render, mask, split, albedo)
 
 
 def portrait_pairs(faces_dir: str, size: int, model=None, split: str = "train") -> list[PairClip]:

@@ -246,6 +246,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
         sampler = gan_pairs.PairSampler(
             [target], config.seed + 1, frames=config.finetune.frames, augment=config.data.augment
         )
+        average = int(config.finetune.get("average_from", -1))
         phases.append(
             loop.Phase(
                 "finetune",
@@ -253,6 +254,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
                 loss_fn,
                 make_optimizer(config, config.finetune.lr),
                 sampling.with_seeds(sampler.sample, config.seed + 2),  # samplers: seed, seed + 1
+                average_from=None if average < 0 else average,
             )
         )
     if not phases:
