@@ -42,7 +42,8 @@ def models():
 def test_shapes_and_composition(models):
     g, d, params = models
     render, real = _inputs()
-    out = g.apply({"params": params["generator"]}, render)
+    # Jitted: the GEMM layers' many small ops run slowly one by one.
+    out = jax.jit(g.apply)({"params": params["generator"]}, render)
     assert out["image"].shape == (2, SIZE, SIZE, 3)
     assert out["color"].shape == (2, SIZE, SIZE, 3)
     assert out["attention"].shape == (2, SIZE, SIZE, 1)
@@ -51,7 +52,7 @@ def test_shapes_and_composition(models):
     # Eq. 8 with r_t = the last 3 input channels.
     expected = a * np.asarray(render)[..., 6:] + (1 - a) * c
     np.testing.assert_allclose(np.asarray(out["image"]), expected, rtol=1e-6, atol=1e-6)
-    logits = d.apply({"params": params["discriminator"]}, render, out["image"])
+    logits = jax.jit(d.apply)({"params": params["discriminator"]}, render, out["image"])
     # 32 -> 16 -> 8 (stride 2), 8 -> 7 (stride 1, pad 1), 7 -> 6 (logit conv).
     assert logits.shape == (2, 6, 6, 1)
 
@@ -86,13 +87,15 @@ def test_dropout_only_in_train_mode(models):
     render, _ = _inputs()
     v = {"params": params["generator"]}
     k1, k2 = jax.random.key(1), jax.random.key(2)
-    eval_a = g.apply(v, render, train=False, rngs={"dropout": k1})["image"]
-    eval_b = g.apply(v, render, train=False, rngs={"dropout": k2})["image"]
+    # One compiled program per mode (eagerly the GEMM layers' small ops are slow).
+    run = jax.jit(lambda train, key: g.apply(v, render, train=train, rngs={"dropout": key}),
+                  static_argnums=0)  # fmt: skip
+    eval_a, eval_b = run(False, k1)["image"], run(False, k2)["image"]
     np.testing.assert_array_equal(eval_a, eval_b)
-    np.testing.assert_array_equal(eval_a, g.apply(v, render)["image"])
-    train_a = g.apply(v, render, train=True, rngs={"dropout": k1})["image"]
-    train_a2 = g.apply(v, render, train=True, rngs={"dropout": k1})["image"]
-    train_b = g.apply(v, render, train=True, rngs={"dropout": k2})["image"]
+    # Another compiled program: equal up to float rounding.
+    np.testing.assert_allclose(eval_a, jax.jit(g.apply)(v, render)["image"], atol=1e-6)
+    train_a, train_a2 = run(True, k1)["image"], run(True, k1)["image"]
+    train_b = run(True, k2)["image"]
     np.testing.assert_array_equal(train_a, train_a2)
     assert not np.allclose(train_a, train_b)
     assert not np.allclose(train_a, eval_a)
@@ -124,7 +127,7 @@ def test_receptive_field_numerically(num_layers):
         logits = d.apply({"params": params}, x[..., :9], x[..., 9:])
         return logits[0, logits.shape[1] // 2, logits.shape[2] // 2, 0]
 
-    grad = np.asarray(jax.grad(centre_logit)(jnp.concatenate([cond, frame], axis=-1)))[0]
+    grad = np.asarray(jax.jit(jax.grad(centre_logit))(jnp.concatenate([cond, frame], axis=-1)))[0]
     rows = np.flatnonzero(np.any(grad != 0, axis=(1, 2)))
     cols = np.flatnonzero(np.any(grad != 0, axis=(0, 2)))
     assert rows.size == expected and rows[-1] - rows[0] + 1 == expected
@@ -194,7 +197,9 @@ def test_combined_loss_separates_gradients(models):
 
     # Jitted: compiling is faster than running the backward passes op by op.
     (loss, metrics), grads = jax.jit(jax.value_and_grad(combined, has_aux=True))(params)
-    out = g.apply({"params": params["generator"]}, render, train=True, rngs=rngs)
+    out = jax.jit(lambda p: g.apply({"params": p}, render, train=True, rngs=rngs))(
+        params["generator"]
+    )
 
     def g_objective(gp):
         o = g.apply({"params": gp}, render, train=True, rngs=rngs)
