@@ -67,18 +67,46 @@ def write_png(path: str, image: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def write_video(path: str, frames: np.ndarray, fps: float) -> None:
-    """RGB float/uint8 frames [T, H, W, 3] -> H.264 mp4 through ffmpeg, atomically."""
+def write_video(
+    path: str, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+    sample_rate: int = 16000,
+) -> None:  # fmt: skip
+    """RGB float/uint8 frames [T, H, W, 3] -> H.264 mp4 through ffmpeg, atomically.
+
+    audio: optional mono float waveform in [-1, 1] at `sample_rate`, muxed as AAC (the
+    talking-head video's speech). Nothing is left at `path` if encoding fails.
+    """
+    import tempfile
+    import wave
+
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
     h, w = frames.shape[1:3]
     tmp = path + ".tmp.mp4"
     cmd = [
         "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", f"{w}x{h}", "-r", f"{fps}", "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-        "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", tmp,
+        "-s", f"{w}x{h}", "-r", f"{fps}", "-i", "-",
     ]  # fmt: skip
-    subprocess.run(cmd, input=frames.tobytes(), check=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        if audio is not None:
+            wav = os.path.join(scratch, "speech.wav")
+            pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype("<i2")
+            with wave.open(wav, "wb") as f:
+                f.setnchannels(1)
+                f.setsampwidth(2)
+                f.setframerate(int(sample_rate))
+                f.writeframes(pcm.tobytes())
+            cmd += ["-i", wav, "-c:a", "aac", "-b:a", "128k"]
+        cmd += [
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", tmp,
+        ]  # fmt: skip
+        try:
+            subprocess.run(cmd, input=frames.tobytes(), check=True)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     os.replace(tmp, path)
 
 

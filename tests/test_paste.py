@@ -1,0 +1,107 @@
+"""Pasting a face crop back into its frame, and the mp4 writer with a speech track."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from talkingjax import paste, visualize
+from talkingjax.errors import InputError
+from talkingjax.face3d import fit as fit_lib
+
+
+def _frame(h=120, w=160, seed=0):
+    # Smooth content, so that resampling by the crop and back changes it little.
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.uniform(0.02, 0.08, 3)
+    img = np.stack([np.sin(a * x + b * y), np.cos(b * x - c * y), np.sin(c * (x + y))], -1)
+    return ((img + 1) * 127.5).astype(np.uint8)
+
+
+PARAMS = np.array([160, 120, 0.8, -20.0, -10.0], np.float32)  # crop = 0.8 frame - (20, 10)
+S = 64
+
+
+def _disc(s=S, r=22):
+    y, x = np.mgrid[0:s, 0:s]
+    return (((x - s / 2) ** 2 + (y - s / 2) ** 2) < r * r).astype(np.uint8) * 255
+
+
+def test_uncrop_inverts_apply_crop():
+    frame = _frame()
+    crop = fit_lib.apply_crop(frame, PARAMS, (S, S))
+    back = paste.uncrop(crop, PARAMS, (160, 120))
+    # The crop covers frame x in [25, 105), y in [12.5, 92.5): compare inside, off the edges.
+    inner = (slice(20, 85), slice(32, 98))
+    err = np.abs(back[inner].astype(int) - frame[inner].astype(int))
+    assert err.mean() < 3 and err.max() < 25
+    assert not back[:5].any() and not back[:, :15].any()  # outside the crop: zero
+
+
+@pytest.mark.parametrize("mode", paste.MODES)
+def test_paste_changes_only_the_face(mode):
+    frame = _frame()
+    # A checkerboard face: Poisson cloning keeps its gradients, feathering its colours.
+    y, x = np.mgrid[0:S, 0:S]
+    board = ((x // 4 + y // 4) % 2 * 200 + 20).astype(np.uint8)
+    face = np.repeat(board[..., None], 3, axis=-1)
+    out = paste.paste_crop(frame, face, _disc(), PARAMS, mode=mode)
+    # The disc's centre: crop (32, 32) -> frame ((32 + 20) / 0.8, (32 + 10) / 0.8) = (65, 52.5).
+    centre, want = out[46:60, 58:72].astype(float), paste.uncrop(face, PARAMS, (160, 120))
+    want = want[46:60, 58:72].astype(float)
+    if mode == "feather":
+        np.testing.assert_allclose(centre, want, atol=2)
+    else:  # up to the smooth membrane that matches the seam: compare the gradients
+        dx = lambda a: np.diff(a, axis=1)  # noqa: E731
+        assert np.abs(dx(centre) - dx(want)).mean() < 0.25 * np.abs(dx(want)).mean()
+    # Far from the disc (radius 22 / 0.8 = 27.5 frame pixels), the frame is untouched.
+    y, x = np.mgrid[0:120, 0:160]
+    far = (x - 65) ** 2 + (y - 52.5) ** 2 > 40**2
+    np.testing.assert_array_equal(out[far], frame[far])
+
+
+def test_pasting_the_frames_own_crop_keeps_the_frame():
+    frame = _frame(seed=3)
+    crop = fit_lib.apply_crop(frame, PARAMS, (S, S))
+    for mode in paste.MODES:
+        out = paste.paste_crop(frame, crop, _disc(), PARAMS, mode=mode)
+        assert np.abs(out.astype(int) - frame.astype(int)).mean() < 1.5
+
+
+def test_paste_rejects_bad_input():
+    frame = _frame()
+    with pytest.raises(InputError, match="mode"):
+        paste.paste_crop(frame, np.zeros((S, S, 3), np.uint8), _disc(), PARAMS, mode="x")
+    with pytest.raises(InputError, match="takes frame"):
+        paste.paste_crop(frame, np.zeros((S, S + 1, 3), np.uint8), _disc(), PARAMS)
+    with pytest.raises(InputError, match="uint8"):
+        paste.paste_crop(frame, np.zeros((S, S, 3), np.float32), _disc(), PARAMS)
+
+
+def _streams(path):
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", path],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    return {s["codec_type"]: s for s in json.loads(out.stdout)["streams"]}
+
+
+def test_write_video_muxes_the_speech(tmp_path):
+    fps, seconds = 25.0, 1.2
+    frames = np.stack([_frame(seed=i)[:, :, :] for i in range(int(seconds * fps))])
+    t = np.arange(int(seconds * 16000)) / 16000
+    speech = 0.3 * np.sin(2 * np.pi * 220 * t)
+    path = str(tmp_path / "out.mp4")
+    visualize.write_video(path, frames, fps, audio=speech)
+    streams = _streams(path)
+    assert int(streams["video"]["nb_frames"]) == 30
+    assert abs(float(streams["audio"]["duration"]) - seconds) < 0.05
+    assert os.listdir(tmp_path) == ["out.mp4"]
+    # A failing encode (a frame rate ffmpeg refuses) leaves nothing behind.
+    bad = str(tmp_path / "bad.mp4")
+    with pytest.raises(subprocess.CalledProcessError):
+        visualize.write_video(bad, frames, 0.0, audio=speech)
+    assert os.listdir(tmp_path) == ["out.mp4"]
