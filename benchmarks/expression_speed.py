@@ -33,7 +33,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
-from timing import best_of, timed
+from timing import best_of, time_update, timed
 
 from experiments.configs import expression as expression_config
 from talkingjax import audio
@@ -125,18 +125,7 @@ def bench_train(variables, num_exp: int, batch: int, frames: int, steps: int) ->
     b = parallel.shard_batch(b, mesh)
     # A copy: the update donates its state, which must not be the caller's arrays.
     state = parallel.replicate(loop.init_state(jax.tree.map(jnp.copy, variables), opt), mesh)
-    compiled, compile_s = timed(lambda: update.lower(state, b).compile())
-    # Two warm-up steps: the first calls after compilation also allocate (and page in) the
-    # ~350 MB of state, optimizer moments and activations; the second is still ~2x slower.
-    for _ in range(2):
-        state, metrics = compiled(state, b)
-
-    def step():
-        nonlocal state, metrics
-        state, metrics = compiled(state, b)
-        return metrics
-
-    best, times = best_of(step, steps)
+    best, times, compile_s, metrics = time_update(update, state, b, steps)
     return {
         "train_step_s": best,
         "train_runs_s": times,

@@ -32,7 +32,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
-from timing import best_of, timed
+from timing import best_of, time_update, timed
 
 from talkingjax.losses import gan as gan_losses
 from talkingjax.models import gan
@@ -129,18 +129,7 @@ def bench_train(size: int, depth: int, batch: int, steps: int) -> dict:
     }
     b = parallel.shard_batch(b, mesh)
     state = parallel.replicate(loop.init_state({"params": params}, opt), mesh)
-    compiled, compile_s = timed(lambda: update.lower(state, b).compile())
-    # Two warm-up steps: the first calls after compilation allocate (and page in) the state,
-    # optimizer moments and activations.
-    for _ in range(2):
-        state, metrics = compiled(state, b)
-
-    def step():
-        nonlocal state, metrics
-        state, metrics = compiled(state, b)
-        return metrics
-
-    best, times = best_of(step, steps)
+    best, times, compile_s, metrics = time_update(update, state, b, steps)
     g_flop = gan.gflops_per_frame(features, size) * batch
     return {
         "size": size,

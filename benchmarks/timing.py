@@ -16,3 +16,26 @@ def best_of(fn, repeats: int) -> tuple[float, list[float]]:
     """(best, all) wall times of `repeats` calls of `fn()`; warm it up (compile) first."""
     times = [timed(fn)[1] for _ in range(repeats)]
     return min(times), times
+
+
+def time_update(update, state, batch, repeats: int, warmup: int = 2):
+    """Compiles a donating `update(state, batch) -> (state, metrics)` and times its steps.
+
+    The first calls after compilation also allocate (and page in) the state, optimizer
+    moments and activations, so `warmup` steps run before the timed ones.
+
+    Returns:
+      (best step seconds, all step seconds, compile seconds, the last metrics).
+    """
+    compiled, compile_s = timed(lambda: update.lower(state, batch).compile())
+    metrics = None
+    for _ in range(warmup):
+        state, metrics = compiled(state, batch)
+
+    def step():
+        nonlocal state, metrics
+        state, metrics = compiled(state, batch)
+        return metrics
+
+    best, times = best_of(step, repeats)
+    return best, times, compile_s, metrics

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
+import wave
 
 import cv2
 import jax
@@ -76,9 +78,6 @@ def write_video(
     audio: optional mono float waveform in [-1, 1] at `sample_rate`, muxed as AAC (the
     talking-head video's speech). Nothing is left at `path` if encoding fails.
     """
-    import tempfile
-    import wave
-
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
     h, w = frames.shape[1:3]
