@@ -338,6 +338,31 @@ def detailed_albedo(
     return np.clip(np.where(visible[:, None], read, base), 0.0, 1.0).astype(np.float32)
 
 
+def fit_portrait(
+    model: model_lib.MorphableModel, image: np.ndarray, points: np.ndarray
+) -> tuple[coeffs_lib.FaceCoeffs, np.ndarray, np.ndarray]:
+    """One photo: the reference 224 crop, the fit and its detailed albedo.
+
+    Args:
+      model: the morphable model (its first 468 vertices are MediaPipe's mesh points).
+      image: [H, W, 3] float in [0, 1].
+      points: [>= 468, 2+] MediaPipe landmarks in image pixels, x right and y up, as
+        `build_default.detect_portrait(s)` give them.
+
+    Returns:
+      (unbatched coefficients in the 224 crop's camera, detailed albedo [V, 3], crop
+      transform [5] = (w0, h0, scale, tx, ty) of that crop).
+    """
+    from talkingjax.face3d import fit as fit_lib
+
+    camera = camera_lib.Camera()
+    mesh_vertices = np.arange(NUM_MESH_POINTS)
+    pixels = np.stack([points[:, 0], -points[:, 1]], axis=1)  # the crop code's y is down
+    crop, lm, params = fit_lib.crop_to_model(image, pixels, model, mesh_vertices, camera)
+    coeffs, _ = fit_lib.fit_image(model, crop, lm, mesh_vertices, camera)
+    return coeffs, detailed_albedo(model, coeffs, crop, camera), params
+
+
 def fit_video(
     model: model_lib.MorphableModel,
     crops: np.ndarray,

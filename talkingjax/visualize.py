@@ -69,6 +69,112 @@ def write_png(path: str, image: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+class VideoWriter:
+    """Streams RGB frames into an H.264 mp4 through ffmpeg; the file appears only when done.
+
+    Frames go to a temporary file beside `path`, which `close` renames to `path` and `abort`
+    (or an exception inside a `with` block) deletes, so a failed or interrupted run leaves
+    no partial video. Frames are written as they come: an hour of video never sits in memory.
+
+        with VideoWriter("out.mp4", fps=25, audio=wave) as w:
+            for chunk in chunks:
+                w.write(chunk)          # [N, H, W, 3] uint8 or float in [0, 1]
+
+    Args:
+      path: the mp4 to write.
+      fps: frame rate.
+      audio: optional mono float waveform in [-1, 1] at `sample_rate`, muxed as AAC.
+      crf: x264 quality (lower is better).
+    """
+
+    def __init__(
+        self, path: str, fps: float, audio: np.ndarray | None = None, sample_rate: int = 16000,
+        crf: int = 20,
+    ):  # fmt: skip
+        self.path, self.fps, self.crf = os.fspath(path), float(fps), crf
+        self.tmp = self.path + ".tmp.mp4"
+        self.frames = 0
+        self._audio, self._rate = audio, int(sample_rate)
+        self._scratch = tempfile.TemporaryDirectory()
+        self._proc = None
+        self._size = None
+
+    def _start(self, h: int, w: int) -> None:
+        cmd = [
+            "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{w}x{h}", "-r", f"{self.fps}", "-i", "-",
+        ]  # fmt: skip
+        if self._audio is not None:
+            wav = os.path.join(self._scratch.name, "speech.wav")
+            pcm = (np.clip(np.asarray(self._audio, np.float32), -1, 1) * 32767).astype("<i2")
+            with wave.open(wav, "wb") as f:
+                f.setnchannels(1)
+                f.setsampwidth(2)
+                f.setframerate(self._rate)
+                f.writeframes(pcm.tobytes())
+            cmd += ["-i", wav, "-c:a", "aac", "-b:a", "128k"]
+        cmd += [
+            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(self.crf), self.tmp,
+        ]  # fmt: skip
+        self._size = (h, w)
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE)
+
+    def write(self, frames: np.ndarray) -> None:
+        """Appends frames [N, H, W, 3] (uint8, or float in [0, 1]) of one fixed size."""
+        frames = np.asarray(frames)
+        if frames.ndim == 3:
+            frames = frames[None]
+        if frames.dtype != np.uint8:
+            frames = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
+        if self._proc is None:
+            self._start(*frames.shape[1:3])
+        if frames.shape[1:] != (*self._size, 3):
+            raise ValueError(f"frame size changed from {self._size} to {frames.shape[1:3]}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frames).tobytes())
+        except BrokenPipeError:
+            self.abort()
+            raise OSError(f"ffmpeg stopped while writing {self.path}") from None
+        self.frames += len(frames)
+
+    def close(self) -> None:
+        """Finishes the file and moves it to `path`."""
+        if self._proc is None:
+            self.abort()
+            raise ValueError(f"no frames were written to {self.path}")
+        self._proc.stdin.close()
+        code = self._proc.wait()
+        self._proc = None
+        self._scratch.cleanup()
+        if code != 0:
+            self._remove_tmp()
+            raise OSError(f"ffmpeg failed (exit {code}) writing {self.path}")
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        """Stops ffmpeg and removes everything written so far."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            self._proc = None
+        self._scratch.cleanup()
+        self._remove_tmp()
+
+    def _remove_tmp(self) -> None:
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
 def write_video(
     path: str, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
     sample_rate: int = 16000,
@@ -78,35 +184,8 @@ def write_video(
     audio: optional mono float waveform in [-1, 1] at `sample_rate`, muxed as AAC (the
     talking-head video's speech). Nothing is left at `path` if encoding fails.
     """
-    if frames.dtype != np.uint8:
-        frames = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
-    h, w = frames.shape[1:3]
-    tmp = path + ".tmp.mp4"
-    cmd = [
-        "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", f"{w}x{h}", "-r", f"{fps}", "-i", "-",
-    ]  # fmt: skip
-    with tempfile.TemporaryDirectory() as scratch:
-        if audio is not None:
-            wav = os.path.join(scratch, "speech.wav")
-            pcm = (np.clip(np.asarray(audio, np.float32), -1, 1) * 32767).astype("<i2")
-            with wave.open(wav, "wb") as f:
-                f.setnchannels(1)
-                f.setsampwidth(2)
-                f.setframerate(int(sample_rate))
-                f.writeframes(pcm.tobytes())
-            cmd += ["-i", wav, "-c:a", "aac", "-b:a", "128k"]
-        cmd += [
-            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "20", tmp,
-        ]  # fmt: skip
-        try:
-            subprocess.run(cmd, input=frames.tobytes(), check=True)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-    os.replace(tmp, path)
+    with VideoWriter(path, fps, audio, sample_rate) as writer:
+        writer.write(frames)
 
 
 def plot_pose(path: str, pose: np.ndarray, fps: float, title: str = "") -> None:

@@ -2,8 +2,9 @@
 
 MediaPipe's face mesh finds these faces (the default model is MediaPipe's own mesh), and the
 projected model vertices 0..467 are the ground truth of its landmarks (about 2-3 px RMSE at
-256 px). Rendering is one jitted function per image size (~5 s to compile, ~15 ms a frame);
-results are cached, so tests that share a motion render it once.
+256 px). Rendering is `talkingjax.data.default_inputs.render_faces` (one jitted function per
+image size, ~5 s to compile, ~15 ms a frame); results are cached, so tests that share a
+motion render it once.
 
     truth = write_head_video(tmp_path / "head.mp4", num_frames=30)
     truth.frames      # [T, S, S, 3] uint8, as written (before compression)
@@ -17,14 +18,11 @@ import functools
 import os
 import subprocess
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from talkingjax.face3d import camera as camera_lib
+from talkingjax.data import default_inputs
 from talkingjax.face3d import coeffs as coeffs_lib
 from talkingjax.face3d import default
-from talkingjax.render import face as face_render
 
 DISTANCE = -1.5  # trans z: the face ~55% of the image width
 
@@ -78,23 +76,6 @@ def _model():
     return default.load_default()
 
 
-@functools.cache
-def _renderer(size: int):
-    model = _model()
-    camera = camera_lib.Camera().scaled(size)
-    layout = coeffs_lib.Layout.of(model)
-
-    @jax.jit
-    def render(angles, trans, back):
-        gamma = jnp.zeros(27).at[1].set(0.2)  # a little directional light: visible shading
-        c = coeffs_lib.zeros(layout).replace(angles=angles, trans=trans, gamma=gamma)
-        image = face_render.render_face(model, c, camera, background=back).image
-        posed = face_render.pose_face(model, c).vertices[:468]
-        return image, camera_lib.project(camera, posed)
-
-    return render
-
-
 def render_heads(angles, trans, size: int = 256, back: np.ndarray | None = None):
     """Renders one face per frame: (frames [T, S, S, 3] uint8, landmarks [T, 468, 2] float32).
 
@@ -103,15 +84,12 @@ def render_heads(angles, trans, size: int = 256, back: np.ndarray | None = None)
     """
     angles, trans = np.asarray(angles, np.float32), np.asarray(trans, np.float32)
     back = background(size) if back is None else np.asarray(back, np.float32)
-    if back.ndim == 3:
-        back = np.broadcast_to(back, (len(angles), *back.shape))
-    render = _renderer(size)
-    frames, points = [], []
-    for a, t, b in zip(angles, trans, back, strict=True):
-        image, lm = render(a, t, b)
-        frames.append(np.clip(np.asarray(image) * 255 + 0.5, 0, 255).astype(np.uint8))
-        points.append(np.asarray(lm))
-    return np.stack(frames), np.stack(points).astype(np.float32)
+    model = _model()
+    gamma = np.zeros((len(angles), 27), np.float32)
+    gamma[:, 1] = 0.2  # a little directional light: visible shading
+    c = coeffs_lib.zeros(coeffs_lib.Layout.of(model), (len(angles),))
+    c = c.replace(angles=angles, trans=trans, gamma=gamma)
+    return default_inputs.render_faces(c, size, back, model)
 
 
 def write_video(

@@ -1,13 +1,11 @@
 """Pasting a face crop back into its frame, and the mp4 writer with a speech track."""
 
-import json
 import os
-import subprocess
 
 import numpy as np
 import pytest
 
-from talkingjax import paste, visualize
+from talkingjax import evaluate_generation, paste, visualize
 from talkingjax.errors import InputError
 from talkingjax.face3d import fit as fit_lib
 
@@ -81,14 +79,6 @@ def test_paste_rejects_bad_input():
         paste.paste_crop(frame, np.zeros((S, S, 3), np.float32), _disc(), PARAMS)
 
 
-def _streams(path):
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", path],
-        capture_output=True, check=True, text=True,
-    )  # fmt: skip
-    return {s["codec_type"]: s for s in json.loads(out.stdout)["streams"]}
-
-
 def test_write_video_muxes_the_speech(tmp_path):
     fps, seconds = 25.0, 1.2
     frames = np.stack([_frame(seed=i)[:, :, :] for i in range(int(seconds * fps))])
@@ -96,12 +86,30 @@ def test_write_video_muxes_the_speech(tmp_path):
     speech = 0.3 * np.sin(2 * np.pi * 220 * t)
     path = str(tmp_path / "out.mp4")
     visualize.write_video(path, frames, fps, audio=speech)
-    streams = _streams(path)
+    streams = evaluate_generation.streams(path)
     assert int(streams["video"]["nb_frames"]) == 30
     assert abs(float(streams["audio"]["duration"]) - seconds) < 0.05
     assert os.listdir(tmp_path) == ["out.mp4"]
     # A failing encode (a frame rate ffmpeg refuses) leaves nothing behind.
     bad = str(tmp_path / "bad.mp4")
-    with pytest.raises(subprocess.CalledProcessError):
+    with pytest.raises(OSError, match="ffmpeg"):
         visualize.write_video(bad, frames, 0.0, audio=speech)
     assert os.listdir(tmp_path) == ["out.mp4"]
+
+
+def test_video_writer_streams_chunks_and_leaves_nothing_when_aborted(tmp_path):
+    frames = np.stack([_frame(seed=i) for i in range(12)])
+    path = str(tmp_path / "stream.mp4")
+    with visualize.VideoWriter(path, 25.0) as writer:
+        for i in range(0, 12, 5):  # chunks of 5, 5, 2
+            writer.write(frames[i : i + 5])
+    assert int(evaluate_generation.streams(path)["video"]["nb_frames"]) == 12
+    # An exception mid-stream: the temp file is removed and nothing appears at the path.
+    with pytest.raises(RuntimeError), visualize.VideoWriter(str(tmp_path / "x.mp4"), 25.0) as w:
+        w.write(frames[:3])
+        raise RuntimeError("stop")
+    with pytest.raises(ValueError, match="frame size"):
+        with visualize.VideoWriter(str(tmp_path / "y.mp4"), 25.0) as w:
+            w.write(frames[:2])
+            w.write(frames[:2, :8])
+    assert os.listdir(tmp_path) == ["stream.mp4"]

@@ -16,8 +16,9 @@ import pytest
 
 from experiments.configs import expression as expression_config
 from talkingjax import evaluate_expression
-from talkingjax.data import records, synthetic_expression
+from talkingjax.data import records, sampling, synthetic_expression
 from talkingjax.errors import InputError
+from talkingjax.models import build_expression_model
 from talkingjax.train import expression
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -91,6 +92,21 @@ def test_finetune_from_a_general_run_with_frozen_groups(corpus, tmp_path):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     head = state.params["head"]["kernel"]
     assert not np.allclose(np.asarray(head), np.asarray(source["params"]["head"]["kernel"]))
+    # The evaluated head bias was refitted (finetune.calibrate_bias): the mean prediction over
+    # the tuning frames equals their mean, which the general run's prediction does not.
+    config, variables = expression.load_variables(tuned)
+    model = build_expression_model(config.model)
+    clip = [x for x in clips if x.clip_id == target]
+    tune = sampling.prepare_expression_clips(clip, 25.0, config.model.num_exp, 100)[0]
+    out = model.apply(variables, tune.windows[None], train=False)
+    np.testing.assert_allclose(np.mean(out["exp"][0], 0), tune.exp.mean(0), atol=1e-4)
+    np.testing.assert_allclose(np.mean(out["pose"][0], 0), tune.pose.mean(0), atol=1e-5)
+    before = model.apply(source, tune.windows[None], train=False)
+    assert not np.allclose(np.mean(before["exp"][0], 0), tune.exp.mean(0), atol=1e-2)
+    again = expression.calibrate_head_bias(model, variables, tune)  # idempotent
+    np.testing.assert_allclose(
+        again["head"]["bias"], variables["params"]["head"]["bias"], rtol=0, atol=1e-4
+    )
     # The evaluation reads the general run's corpus; none is generated in the fine-tune workdir.
     results = evaluate_expression.evaluate_workdir(tuned)
     assert results["target_heldout"]["frames"] > 0

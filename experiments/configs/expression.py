@@ -39,6 +39,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # Stochastic weight averaging over the fine-tune's second half (-1 = off): 300 frames are
     # few, and averaging the late iterates lowered the validation error (see the README).
     c.finetune.average_from = 150
+    # After the fine-tune, refit the output bias so the mean prediction over the tuning frames
+    # equals their mean (`train.expression.calibrate_head_bias`; the README's validation).
+    c.finetune.calibrate_bias = True
     c.finetune.frozen = ()  # parameter groups kept fixed: "encoder", "lstm", "head"
     c.finetune.init_from = ""  # a general run's workdir: fine-tune only, from its parameters
 

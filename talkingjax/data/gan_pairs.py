@@ -310,19 +310,13 @@ def portrait_pairs(faces_dir: str, size: int, model=None, split: str = "train") 
     """
     from talkingjax import fitting
     from talkingjax.face3d import build_default, default
-    from talkingjax.face3d import camera as camera_lib
     from talkingjax.face3d import fit as fit_lib
 
     model = default.load_default() if model is None else model
-    camera = camera_lib.Camera()
-    mesh_vertices = np.arange(468)  # the default model's first 468 vertices are MediaPipe's
     portraits, _ = build_default.detect_portraits(faces_dir)
     clips = []
     for p in portraits:
-        pixels = np.stack([p.points[:, 0], -p.points[:, 1]], axis=1)
-        crop, lm, params = fit_lib.crop_to_model(p.image, pixels, model, mesh_vertices, camera)
-        coeffs, _ = fit_lib.fit_image(model, crop, lm, mesh_vertices, camera)
-        albedo = fitting.detailed_albedo(model, coeffs, crop, camera)
+        coeffs, albedo, params = fitting.fit_portrait(model, p.image, p.points)
         batched = jax.tree.map(lambda x: np.asarray(x)[None], coeffs)
         render, mask = render_frames(model, batched, size, albedo)
         real = fit_lib.apply_crop(

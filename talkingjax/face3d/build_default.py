@@ -134,6 +134,16 @@ def read_image(path: str) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
+def detect_portrait(path: str) -> Portrait:
+    """MediaPipe face-mesh landmarks of one photo; InputError if unreadable or faceless."""
+    image = read_image(path)
+    with _face_mesh(static=True) as mesh:
+        points = _landmarks(mesh, (image * 255).round().astype(np.uint8))
+    if points is None:
+        raise InputError(f"no face found in {path}")
+    return Portrait(os.path.basename(path), image, points)
+
+
 def detect_portraits(faces_dir: str) -> tuple[list[Portrait], list[str]]:
     """MediaPipe face-mesh landmarks of every image in `faces_dir` (static-image mode).
 

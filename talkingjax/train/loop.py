@@ -193,6 +193,9 @@ class Phase:
       sample: `(step, batch_size) -> batch` of host arrays (a pure function of the step).
       average_from: after this many of the phase's steps, `TrainState.avg_params` averages
         the parameters of the remaining steps (None: no averaging).
+      finish: optional `TrainState -> TrainState` on host arrays, applied once after the
+        phase's last update and before that step's checkpoint (e.g. a closed-form refit of
+        an output layer); a resumed run restores the finished state instead of redoing it.
     """
 
     name: str
@@ -201,6 +204,7 @@ class Phase:
     optimizer: optax.GradientTransformation
     sample: Callable[[int, int], dict]
     average_from: int | None = None
+    finish: Callable[[TrainState], TrainState] | None = None
 
 
 def run_phases(
@@ -255,6 +259,8 @@ def run_phases(
         batch = parallel.shard_batch(phase.sample(step, config.train.batch_size), mesh)
         state, metrics = updates[index](state, batch)
         step += 1
+        if phase.finish is not None and step == starts[index + 1]:
+            state = parallel.replicate(phase.finish(jax.device_get(state)), mesh)
         saving = mngr.should_save(step) or step == end
         # Checked before every save, so a diverged run never overwrites a good checkpoint.
         if saving or step % config.train.log_every == 0:
