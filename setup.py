@@ -8,7 +8,7 @@ setuptools.setup(
     description="Audio-driven talking-face video with personalized head motion, in JAX.",
     packages=setuptools.find_packages(include=["talkingjax", "talkingjax.*", "experiments*"]),
     package_data={
-        "talkingjax": ["data/assets/*"],
+        "talkingjax": ["data/assets/*", "assets/models/*.md", "assets/models/**/*"],
         "talkingjax.face3d": ["assets/*.npz", "assets/*.md"],
     },
     python_requires=">=3.11",

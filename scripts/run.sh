@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: generate the synthetic head-motion corpus, train the
-# paper-000 head motion model (tiny config) data-parallel, and evaluate it on held-out videos.
-# Extra arguments go to experiments.train_pose (e.g. --workdir=DIR, --config.seed=1).
+# The main job on the embedded default: an espeak-ng speech and a talking target video rendered
+# from the project's own face model (made once under runs/default/inputs), then the whole
+# generation of paper 000 with the shipped models: fit the target, encode its motion pattern,
+# fine-tune the expression regressor and the GAN on it, predict pose and expression from the
+# speech, match backgrounds, render, refine, paste back and write the mp4 with the speech.
+# Writes runs/default/talking.mp4, talking_side.mp4 (target | output), talking_pose.png.
+# Extra arguments go to experiments.generate (e.g. --seed=1, --pose-scale=1.5, --still).
 source "$(dirname "$0")/setup_env.sh"
-python -m experiments.train_pose --config=experiments/configs/pose.py:tiny \
-  --workdir=runs/pose_tiny "$@"
+python -m experiments.generate --default --out=runs/default/talking.mp4 \
+  --cache=runs/default/cache "$@"

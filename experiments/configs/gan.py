@@ -15,6 +15,8 @@ Variants:
                 Pretraining length: the paper runs one epoch over LRW; here `train.steps`.
   "cpu128"      128^2 with half the widths (7 levels 32-...-256, D 32-128), batch 4: what 2 CPU
                 cores fine-tune in ~30 min (the README's real-data figures).
+  "small128"    128^2, narrow (0.86 M parameters), pretrained on synthetic pairs: the shipped
+                default of `experiments.generate` (scripts/train_default_models.sh).
   "tiny"        64^2, a few thousand parameters, synthetic pairs: tests and smoke runs.
 `--config.model.memory.enabled=True` trains paper 001's memory-augmented variant instead.
 Without `data.root` the trainer makes synthetic pairs (`gan_pairs.synthetic_pairs`) once into
@@ -107,6 +109,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # pix2pix's lr, the generator averaged over the second half (+0.47 dB measured).
         c.finetune.lr = 2e-4
         c.finetune.average_from = 2250
+    elif arg == "small128":
+        # The embedded default of `experiments.generate` (talkingjax/assets/models/gan): 128^2
+        # with narrow deep levels (0.86 M generator parameters, 0.32 GFLOP a frame), pretrained
+        # on the project's synthetic pairs; its per-target fine-tune is 300 steps (~1 min).
+        c.model.size = 128
+        c.model.g_features = (16, 32, 64, 64, 64, 64, 64)
+        c.model.d_features = (16, 32, 64, 128)
+        c.data.synthetic_identities = 24
+        c.data.synthetic_frames = 60
+        c.train.batch_size = 4
+        c.train.steps = 1500
+        c.train.lr = 2e-4
+        c.train.checkpoint_every = 500
+        c.train.keep_checkpoints = 1
+        c.finetune.lr = 2e-4
+        c.finetune.steps = 300
+        c.finetune.average_from = 150
     elif arg == "tiny":
         c.model.size = 64  # CPBD's smallest frame (one 64 x 64 block)
         c.model.g_features = (8, 16, 16, 16)
@@ -130,5 +149,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.model.memory.identity_classes = 8
         c.loss.top_k = 8
     elif arg not in (None, "", "paper"):
-        raise ValueError(f"unknown config variant {arg!r}; expected 'cpu128', 'tiny' or nothing")
+        raise ValueError(
+            f"unknown config variant {arg!r}; expected 'cpu128', 'small128', 'tiny' or nothing"
+        )
     return c

@@ -1,0 +1,127 @@
+"""Speech + a short video of a target -> a video of the target saying it, with the target's
+own head motion (paper 000, Fig. 1). The library call behind it is `talkingjax.pipeline`.
+
+  python -m experiments.generate --audio=SPEECH.wav --video=TARGET.mp4 --out=OUT.mp4
+  python -m experiments.generate --default --out=runs/default/talking.mp4   # embedded default
+  python -m experiments.generate --audio=SPEECH.wav --image=PHOTO.jpg --out=OUT.mp4  # photo
+
+Writes OUT.mp4 (the speech is its audio track, and its length), OUT_pose.png (predicted and
+rendered head pose), OUT_side.mp4 (target | output; --noside_by_side skips it) and prints a
+JSON summary. The target's personalisation (fits, motion pattern, fine-tuned expression
+regressor and GAN) is cached under --cache by the video's content, so another speech for
+the same video starts at generation. Models default to the small ones shipped in
+talkingjax/assets/models; --pose_model / --expression_model / --gan_model take workdirs of
+the library's trainers instead.
+"""
+
+import json
+import os
+
+import numpy as np
+from absl import flags
+
+from experiments import cli
+from talkingjax import audio, pipeline, visualize
+from talkingjax.errors import InputError
+
+_AUDIO = flags.DEFINE_string("audio", None, "Speech (wav/flac/mp3, or a video's audio).")
+_VIDEO = flags.DEFINE_string("video", None, "The target's 10-15 s talking video.")
+_IMAGE = flags.DEFINE_string("image", None, "Photo-only mode: a portrait instead of a video.")
+_OUT = flags.DEFINE_string("out", None, "The mp4 to write.", required=True)
+_DEFAULT = flags.DEFINE_bool(
+    "default", False, "Make the embedded default inputs (an espeak-ng speech and a target "
+    "video rendered from the default face model) next to --out and use them.",
+)  # fmt: skip
+_STYLE = flags.DEFINE_string(
+    "pose-style-from", None, "Move the head in the motion pattern of this other video."
+)
+_SCALE = flags.DEFINE_float("pose-scale", 1.0, "Scale of the predicted head motion.")
+_STILL = flags.DEFINE_bool("still", False, "No head motion.")
+_SEED = flags.DEFINE_integer(
+    "seed", 0, "0: the pattern of the whole target video; other: of a random stretch of it."
+)
+_BLEND = flags.DEFINE_float("blend", 1.0, "Weight of the background frame's head angles.")
+_PASTE = flags.DEFINE_enum("paste", "poisson", pipeline.paste.MODES, "Paste-back blending.")
+_SIDE = flags.DEFINE_bool("side_by_side", True, "Also write OUT_side.mp4 (target | output).")
+_CACHE = flags.DEFINE_string("cache", pipeline.DEFAULT_CACHE, "Personalisation cache.")
+_POSE_MODEL = flags.DEFINE_string("pose_model", None, "A train_pose workdir.")
+_EXPR_MODEL = flags.DEFINE_string("expression_model", None, "A train_expression workdir.")
+_GAN_MODEL = flags.DEFINE_string("gan_model", None, "A pretrained train_gan workdir.")
+_TUNE_FRAMES = flags.DEFINE_integer("tune_frames", 300, "Tuning frames of the target.")
+_EXPR_STEPS = flags.DEFINE_integer("expression_steps", 300, "Expression fine-tune steps.")
+_GAN_STEPS = flags.DEFINE_integer(
+    "gan_steps", None, "GAN fine-tune steps (default: the GAN workdir config's; 0 = none)."
+)
+_QUIET = flags.DEFINE_bool("quiet", False, "No progress lines.")
+
+
+def _inputs() -> tuple[str, str | None, str | None]:
+    """(speech, video, image) paths from the flags (making the default inputs if asked)."""
+    if _DEFAULT.value:
+        if _AUDIO.value or _VIDEO.value or _IMAGE.value:
+            raise InputError("--default makes its own inputs; drop --audio/--video/--image")
+        from talkingjax.data import default_inputs
+
+        folder = os.path.join(os.path.dirname(os.path.abspath(_OUT.value)), "inputs")
+        made = default_inputs.make_default_inputs(folder)
+        return made["speech"], made["target"], None
+    if not _AUDIO.value:
+        raise InputError("give --audio (or --default)")
+    if bool(_VIDEO.value) == bool(_IMAGE.value):
+        raise InputError("give exactly one of --video and --image (or --default)")
+    return _AUDIO.value, _VIDEO.value, _IMAGE.value
+
+
+def main(argv):
+    del argv
+    out = _OUT.value
+    if not out.endswith(".mp4"):
+        raise InputError(f"--out must be an .mp4 path, got {out}")
+    stem = out[: -len(".mp4")]
+    side = stem + "_side.mp4" if _SIDE.value else None
+    for path in filter(None, (out, side)):
+        pipeline.check_output(path)
+    speech, video, image = _inputs()
+    wave = audio.load_audio(speech)  # fails early, before any fitting, on bad speech
+    models = pipeline.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
+    progress = pipeline.Progress(quiet=_QUIET.value)
+    options = pipeline.TuneOptions(_TUNE_FRAMES.value, _EXPR_STEPS.value, _GAN_STEPS.value)
+    if image:
+        with progress.stage("fit photo"):
+            target = pipeline.personalize_photo(image, models)
+    else:
+        target = pipeline.personalize(video, models, _CACHE.value, options, progress)
+    pattern = None
+    if _STYLE.value:
+        with progress.stage("motion pattern of --pose-style-from"):
+            pattern = pipeline.pattern_of_video(_STYLE.value, models, _CACHE.value)
+    controls = pipeline.Controls(
+        pattern=pattern,
+        pose_scale=_SCALE.value,
+        still=_STILL.value,
+        seed=_SEED.value,
+        blend=_BLEND.value,
+        paste=_PASTE.value,
+    )
+    result = pipeline.generate(
+        wave, target, models, out, controls, progress, side_by_side=side
+    )  # fmt: skip
+    plot = stem + "_pose.png"
+    visualize.plot_pose(plot, result.pose, result.fps, title="rendered head pose")
+    summary = {
+        "out": out,
+        "side_by_side": side,
+        "pose_plot": plot,
+        "frames": result.num_frames,
+        "fps": result.fps,
+        "speech_seconds": round(wave.size / audio.SAMPLE_RATE, 3),
+        "video_seconds": round(result.num_frames / result.fps, 3),
+        "pose_std_deg": np.degrees(result.pose[:, :3].std(0)).round(2).tolist(),
+        "cache": target.cache,
+        "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    cli.run(main)
