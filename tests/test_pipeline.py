@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from talkingjax import audio, evaluate_generation, pipeline, tracking
+from talkingjax import audio, evaluate_generation, pipeline, tracking, visualize
 from talkingjax.data import default_inputs
 from talkingjax.errors import InputError
 from tests import testdata
@@ -137,7 +137,16 @@ def test_bad_inputs_are_named_and_leave_nothing(personalized, tmp_path):
     text.write_text("hello")
     with pytest.raises(InputError):
         pipeline.personalize(str(text), models, cache, TUNE)
-    assert not any(n.endswith(".tmp") or ".tmp" in n for n in os.listdir(cache))
+    # A readable talking video without a face: named, and nothing is cached for it.
+    faceless = str(tmp_path / "faceless.mp4")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (5, 1, 1, 3), np.uint8).repeat(64, 1).repeat(64, 2)
+    noise = 0.1 * rng.standard_normal(5 * 16000).astype(np.float32)
+    visualize.write_video(faceless, np.repeat(frames, 25, 0), FPS, audio=noise)
+    with pytest.raises(InputError, match="face"):
+        pipeline.personalize(faceless, models, cache, TUNE)
+    os.remove(faceless)
+    assert not any(".tmp" in n for r, ds, fs in os.walk(cache) for n in ds + fs)
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
     with pytest.raises(InputError, match="does not exist"):
         pipeline.generate(wave, target, models, str(tmp_path / "no" / "out.mp4"))
