@@ -77,6 +77,8 @@ def main(argv):
     out = _OUT.value
     if not out.endswith(".mp4"):
         raise InputError(f"--out must be an .mp4 path, got {out}")
+    if _DEFAULT.value:  # the embedded default owns its output folder (runs/default)
+        os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     stem = out[: -len(".mp4")]
     side = stem + "_side.mp4" if _SIDE.value else None
     for path in filter(None, (out, side)):
