@@ -31,6 +31,7 @@ motion (the photo's pose is kept), the general expression model, the pretrained 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -327,6 +328,21 @@ def _pose_of(coeffs) -> np.ndarray:
     )
 
 
+@functools.lru_cache(maxsize=4)
+def _pose_predictor(workdir: str):
+    """One restored head-motion model per workdir and process (pattern and pose both use it)."""
+    from talkingjax import inference
+
+    return inference.HeadMotionPredictor.from_workdir(workdir)
+
+
+@functools.lru_cache(maxsize=4)
+def _expression_predictor(workdir: str):
+    from talkingjax import evaluate_expression
+
+    return evaluate_expression.ExpressionPredictor.from_workdir(workdir)
+
+
 def motion_pattern(
     models: Models, pose: np.ndarray, fps: float, seed: int = 0
 ) -> np.ndarray:  # fmt: skip
@@ -337,9 +353,7 @@ def motion_pattern(
     through another window, i.e. another plausible motion for the same speech -- the
     one-to-many mapping the pattern resolves (paper 000 Sec. III).
     """
-    from talkingjax import inference
-
-    predictor = inference.HeadMotionPredictor.from_workdir(models.pose)
+    predictor = _pose_predictor(models.pose)
     if seed:
         rng = np.random.default_rng(seed)
         n = pose.shape[0]
@@ -505,10 +519,9 @@ def predict_pose(
     models: Models, wave: np.ndarray, pattern: np.ndarray, fps: float, num_frames: int
 ) -> np.ndarray:
     """[num_frames, 6] head pose at `fps` for 16 kHz speech and a pattern (decoder D_m)."""
-    from talkingjax import inference
     from talkingjax.data import records
 
-    predictor = inference.HeadMotionPredictor.from_workdir(models.pose)
+    predictor = _pose_predictor(models.pose)
     feats = audio.speech_features(wave)
     model_frames = audio.frames_in_features(feats.shape[0], predictor.fps)
     row_starts = audio.window_starts(model_frames, predictor.fps)
@@ -531,11 +544,10 @@ def _fit_length(x: np.ndarray, num_frames: int) -> np.ndarray:
 
 def predict_expression(workdir: str, wave: np.ndarray, fps: float, num_frames: int) -> np.ndarray:
     """[num_frames, K] expression coefficients at `fps` for 16 kHz speech."""
-    from talkingjax import evaluate_expression
     from talkingjax.data import records
     from talkingjax.models.expression import expression_windows
 
-    predictor = evaluate_expression.ExpressionPredictor.from_workdir(workdir)
+    predictor = _expression_predictor(workdir)
     feats = audio.speech_features(wave)
     model_frames = audio.frames_in_features(feats.shape[0], predictor.fps)
     windows = expression_windows(feats, predictor.fps, model_frames)
