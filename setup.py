@@ -30,5 +30,5 @@ setuptools.setup(
         "matplotlib>=3.7",
         "soundfile>=0.12",
     ],
-    extras_require={"test": ["pytest>=8", "ruff>=0.6"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6", "ruff>=0.6"]},
 )

@@ -7,6 +7,8 @@ each run, so no test sees another run's programs): the command-line tests start 
 processes (they inherit the variables) that compile the programs the in-process tests already
 compiled, and the resume tests run one command up to three times. Only programs that took
 over half a second to compile are written, so the cache does not slow the many small ones.
+Under pytest-xdist (scripts/test.sh) the controller process loads this file first, so its
+workers inherit and share the one directory.
 """
 
 import atexit

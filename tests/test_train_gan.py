@@ -54,6 +54,22 @@ def trained(pairs, tmp_path_factory):
     return workdir, state
 
 
+def test_several_pair_directories_join_by_commas(pairs, tmp_path):
+    other = str(tmp_path / "other")  # the same clip ids again (e.g. a video made with each albedo)
+    gan_pairs.save(other, gan_pairs.load(pairs, split="train")[:1], 64)
+    c = _tiny(f"{pairs},{other}")
+    clips = gan.pretrain_clips(c, str(tmp_path / "run"))
+    assert [x.clip_id for x in clips] == [x.clip_id for x in gan_pairs.load(pairs, "train")] + [
+        "synthetic_1_000"
+    ]
+    c.finetune.clip_id = "synthetic_2_000"  # the test split of the first directory
+    assert gan.target_clip(c).split == "test"
+    c.data.root = f"{other},{pairs}"
+    c.finetune.clip_id = "nobody"
+    with pytest.raises(InputError, match="nobody"):
+        gan.target_clip(c)
+
+
 def test_finetune_average_is_the_evaluated_generator(trained):
     workdir, state = trained
     _, variables = gan.load_variables(workdir)
@@ -105,6 +121,7 @@ def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
 def test_init_from_finetunes_only_and_checks_the_model(trained, pairs, tmp_path):
     c = _tiny(pairs, tune=2)
     c.finetune.init_from = trained[0]
+    c.model.dropout = 0.0  # shapes no parameter: a fine-tune may drop the pretraining's dropout
     workdir = str(tmp_path / "tuned")
     gan.train(c, workdir)
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]

@@ -34,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
-    c.data.root = ""  # a pairs directory (train split = pretraining); "" = synthetic pairs
+    c.data.root = ""  # pairs dir(s), comma-joined (train split = pretraining); "" = synthetic
     c.data.synthetic_identities = 16
     c.data.synthetic_frames = 100
     c.data.augment = True  # resize by 286/256, random crop, random flip

@@ -170,8 +170,14 @@ def _read_manifest(root: str) -> dict:
 
 
 def load(root: str | os.PathLike, split: str | None = None) -> list[PairClip]:
-    """The clips of a pairs directory (optionally only one split), checked."""
+    """The clips of a pairs directory (optionally only one split), checked.
+
+    `root` may join several directories with commas ("A,B"): their clips in that order, e.g.
+    one video's pairs made with each albedo, which share clip ids.
+    """
     root = os.fspath(root)
+    if "," in root:
+        return [c for r in root.split(",") if r for c in load(r, split)]
     body = _read_manifest(root)
     clips = []
     for e in body["clips"]:

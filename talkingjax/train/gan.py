@@ -176,7 +176,8 @@ def load_variables(workdir: str, step: int | None = None):
 
 
 def pretrain_clips(config, workdir: str) -> list[gan_pairs.PairClip]:
-    """The pretraining pairs: `data.root`'s train split, or synthetic pairs made once."""
+    """The pretraining pairs: the train split of `data.root` (one pairs directory, or several
+    joined by commas: `gan_pairs.load`), or synthetic pairs made once."""
     root = config.data.root
     if not root:
         root = os.path.join(workdir, "pairs")

@@ -72,11 +72,16 @@ def source_variables(source: str, config, load_variables: Callable) -> dict:
     """The variables of another run's workdir to start a fine-tune from.
 
     `load_variables(workdir) -> (config, variables)` is the trainer's loader; the source's
-    `model` config must equal `config.model` (else `InputError`), so its parameters fit.
+    `model` config must equal `config.model` (else `InputError`), so its parameters fit. The
+    dropout fields are exempt: they shape no parameter, and a fine-tune may train without the
+    pretraining's dropout.
     """
     source_config, variables = load_variables(source)
     # Through JSON, so that a list and a tuple of the same values compare equal.
-    theirs, ours = (json.loads(c.model.to_json()) for c in (source_config, config))
+    theirs, ours = (
+        {k: v for k, v in json.loads(c.model.to_json()).items() if not k.startswith("dropout")}
+        for c in (source_config, config)
+    )
     if theirs != ours:
         raise InputError(f"init_from {source} has model {theirs}; this config {ours}")
     return variables
