@@ -196,10 +196,11 @@ def target_clip(config) -> gan_pairs.PairClip | None:
     """The fine-tuning target (`finetune.root` / `finetune.clip_id`), or None."""
     if not config.finetune.clip_id:
         return None
-    for clip in gan_pairs.load(config.finetune.root or config.data.root):
+    root = config.finetune.root or config.data.root
+    for clip in gan_pairs.load(root):
         if clip.clip_id == config.finetune.clip_id:
             return clip
-    raise InputError(f"fine-tune clip {config.finetune.clip_id!r} is not in {config.finetune.root}")
+    raise InputError(f"fine-tune clip {config.finetune.clip_id!r} is not in {root}")
 
 
 def _check_size(clips, config, what: str) -> None:

@@ -72,14 +72,14 @@ def source_variables(source: str, config, load_variables: Callable) -> dict:
     """The variables of another run's workdir to start a fine-tune from.
 
     `load_variables(workdir) -> (config, variables)` is the trainer's loader; the source's
-    `model` config must equal `config.model` (else `InputError`), so its parameters fit. The
-    dropout fields are exempt: they shape no parameter, and a fine-tune may train without the
-    pretraining's dropout.
+    `model` config must equal `config.model` (else `InputError`), so its parameters fit. Fields
+    naming a dropout (`dropout`, `dropout_blocks`, `state_dropout`, ...) are exempt: they shape
+    no parameter, and a fine-tune may train without the pretraining's dropout.
     """
     source_config, variables = load_variables(source)
     # Through JSON, so that a list and a tuple of the same values compare equal.
     theirs, ours = (
-        {k: v for k, v in json.loads(c.model.to_json()).items() if not k.startswith("dropout")}
+        {k: v for k, v in json.loads(c.model.to_json()).items() if "dropout" not in k}
         for c in (source_config, config)
     )
     if theirs != ours:
