@@ -2,6 +2,7 @@
 and the raw render, attention statistics, and a render | refined | real strip PNG.
 
   python -m experiments.eval_gan --workdir=DIR [--max_frames=N] [--out=DIR/eval]
+      [--ensemble_shift=2]   # also score the self-ensemble (mirror + shifts by 2 px, 18 passes)
 """
 
 import json
@@ -14,11 +15,17 @@ from talkingjax import evaluate_gan
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train_gan workdir.", required=True)
 _MAX = flags.DEFINE_integer("max_frames", None, "Frames scored per clip (default: config).")
 _OUT = flags.DEFINE_string("out", None, "Output directory (default: <workdir>/eval).")
+_ENSEMBLE = flags.DEFINE_integer(
+    "ensemble_shift",
+    None,
+    "Also score the self-ensemble: 0 = mirror, s > 0 = mirror and shifts by s px; -1 = off "
+    "(default: config eval.ensemble_shift).",
+)
 
 
 def main(argv):
     del argv
-    results = evaluate_gan.evaluate_workdir(_WORKDIR.value, _MAX.value, _OUT.value)
+    results = evaluate_gan.evaluate_workdir(_WORKDIR.value, _MAX.value, _OUT.value, _ENSEMBLE.value)
     print(json.dumps({"mean": results["mean"], "files": results["files"]}, indent=1))
 
 

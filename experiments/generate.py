@@ -42,6 +42,11 @@ _SEED = flags.DEFINE_integer(
 )
 _BLEND = flags.DEFINE_float("blend", 1.0, "Weight of the background frame's head angles.")
 _PASTE = flags.DEFINE_enum("paste", "poisson", pipeline.paste.MODES, "Paste-back blending.")
+_ENSEMBLE = flags.DEFINE_integer(
+    "gan_ensemble_shift",
+    -1,
+    "GAN test-time self-ensemble: -1 off, 0 mirror, s > 0 mirror + shifts by s px (18 passes).",
+)
 _SIDE = flags.DEFINE_bool("side_by_side", True, "Also write OUT_side.mp4 (target | output).")
 _CACHE = flags.DEFINE_string("cache", pipeline.DEFAULT_CACHE, "Personalisation cache.")
 _POSE_MODEL = flags.DEFINE_string("pose_model", None, "A train_pose workdir.")
@@ -104,6 +109,7 @@ def main(argv):
         seed=_SEED.value,
         blend=_BLEND.value,
         paste=_PASTE.value,
+        ensemble_shift=_ENSEMBLE.value,
     )
     result = pipeline.generate(
         wave, target, models, out, controls, progress, side_by_side=side

@@ -13,6 +13,10 @@ paper's protocol: tune on the first 300 frames of the short video, judge the res
 pretraining-only run scores the `test` split of `data.root`, or synthetic identities it never
 saw (another seed). A strip PNG shows rows of render | refined | real.
 
+With a self-ensemble (`eval.ensemble_shift` >= 0, `gan.Refiner`; beyond the paper) the same
+generator is scored a second time as the mean of its mirrored and shifted passes, reported next
+to the one-pass figures (`refined_self_ensemble`) and shown as a column before the real frame.
+
     from talkingjax import evaluate_gan
     results = evaluate_gan.evaluate_workdir(workdir)   # also <workdir>/eval/gan_eval.json
 """
@@ -28,6 +32,7 @@ from talkingjax import visualize
 from talkingjax.data import gan_pairs, records
 from talkingjax.errors import InputError
 from talkingjax.metrics import image as image_metrics
+from talkingjax.models import gan as gan_models
 from talkingjax.train import gan as gan_train
 
 
@@ -65,11 +70,20 @@ def _scores(pred: np.ndarray, real: np.ndarray) -> dict:
     }
 
 
-def evaluate_clip(refine: gan_train.Refiner, clip: gan_pairs.PairClip, frames: np.ndarray):
+def evaluate_clip(
+    refine: gan_train.Refiner,
+    clip: gan_pairs.PairClip,
+    frames: np.ndarray,
+    ensembled: gan_train.Refiner | None = None,
+):
     """Scores of the refined frames and of the raw render, plus images for the strip.
 
+    `ensembled` (the same generator with a self-ensemble) adds "refined_self_ensemble" and
+    "psnr_gain_db_self_ensemble": both figures are reported, the one-pass one first.
+
     Returns:
-      (results dict, (raw [N, S, S, 3], refined, real) float in [0, 1]).
+      (results dict, [raw, refined, (refined self-ensemble,) real] each [N, S, S, 3] float
+      in [0, 1]).
     """
     windows = np.stack([gan_pairs.window(clip, int(t)) for t in frames])
     out = refine(windows)
@@ -91,24 +105,39 @@ def evaluate_clip(refine: gan_train.Refiner, clip: gan_pairs.PairClip, frames: n
         },
     }
     results["psnr_gain_db"] = results["refined"]["psnr"] - results["raw_render"]["psnr"]
-    return results, (raw, refined, real)
+    columns = [raw, refined]
+    if ensembled is not None:
+        mean = to01(ensembled(windows)["image"])
+        results["refined_self_ensemble"] = _scores(mean, real)
+        results["self_ensemble"] = {"shift": ensembled.ensemble_shift, "passes": ensembled.passes}
+        results["psnr_gain_db_self_ensemble"] = (
+            results["refined_self_ensemble"]["psnr"] - results["raw_render"]["psnr"]
+        )
+        columns.append(mean)
+    return results, columns + [real]
 
 
-def strip(raw: np.ndarray, refined: np.ndarray, real: np.ndarray, rows: int) -> np.ndarray:
-    """[rows * S, 3 * S, 3]: render | refined | real for `rows` frames evenly spread."""
-    pick = np.unique(np.linspace(0, len(raw) - 1, max(rows, 1)).round().astype(int))
-    return np.concatenate(
-        [np.concatenate([raw[i], refined[i], real[i]], axis=1) for i in pick], axis=0
-    )
+def strip(columns: list[np.ndarray], rows: int) -> np.ndarray:
+    """[rows * S, len(columns) * S, 3]: the columns (e.g. render | refined | real), each
+    [N, S, S, 3], side by side for `rows` frames evenly spread."""
+    pick = np.unique(np.linspace(0, len(columns[0]) - 1, max(rows, 1)).round().astype(int))
+    return np.concatenate([np.concatenate([c[i] for c in columns], axis=1) for i in pick], 0)
 
 
-def evaluate_workdir(workdir: str, max_frames: int | None = None, out_dir: str | None = None):
+def evaluate_workdir(
+    workdir: str,
+    max_frames: int | None = None,
+    out_dir: str | None = None,
+    ensemble_shift: int | None = None,
+):
     """Scores a trained workdir's held-out frames; writes `gan_eval.json` and `gan_strip.png`.
 
     Args:
       workdir: a `talkingjax.train.gan` run.
       max_frames: frames scored per clip (default `config.eval.max_frames`; 0 = all).
       out_dir: default `<workdir>/eval`.
+      ensemble_shift: >= 0 also scores the self-ensembled generator (`gan.Refiner`); default
+        `config.eval.ensemble_shift` (-1 = one pass only).
 
     Returns:
       {"clips": {clip_id: results}, "mean": {...}, "files": {"json", "strip"}}.
@@ -116,17 +145,30 @@ def evaluate_workdir(workdir: str, max_frames: int | None = None, out_dir: str |
     refine = gan_train.Refiner.from_workdir(workdir)
     config = refine.config
     limit = config.eval.max_frames if max_frames is None else max_frames
+    if ensemble_shift is None:
+        # Runs trained before the option have no such field: one pass, as they were scored.
+        ensemble_shift = config.eval.get("ensemble_shift", gan_models.SELF_ENSEMBLE_OFF)
+    ensembled = (
+        None
+        if ensemble_shift == gan_models.SELF_ENSEMBLE_OFF
+        else refine.with_ensemble(ensemble_shift)
+    )
     results, images = {}, []
     for clip, start in held_out(config, workdir):
         frames = _frames(start, clip.num_frames, limit)
-        results[clip.clip_id], pics = evaluate_clip(refine, clip, frames)
-        images.append(strip(*pics, config.eval.strip_frames))
+        results[clip.clip_id], columns = evaluate_clip(refine, clip, frames, ensembled)
+        images.append(strip(columns, config.eval.strip_frames))
     keys = ("psnr", "ssim", "l1", "cpbd")
+    kinds = ("refined", "raw_render") + (("refined_self_ensemble",) if ensembled else ())
     mean = {
         kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k in keys}
-        for kind in ("refined", "raw_render")
+        for kind in kinds
     }
     mean["psnr_gain_db"] = mean["refined"]["psnr"] - mean["raw_render"]["psnr"]
+    if ensembled:
+        mean["psnr_gain_db_self_ensemble"] = (
+            mean["refined_self_ensemble"]["psnr"] - mean["raw_render"]["psnr"]
+        )
     out_dir = out_dir or os.path.join(workdir, "eval")
     os.makedirs(out_dir, exist_ok=True)
     files = {

@@ -273,3 +273,37 @@ def test_gflops_hand_count():
     assert gan.gflops_per_frame((4, 8), 8) == pytest.approx(2 * macs / 1e9)
     assert gan.gflops_per_frame((4, 8), (8, 16)) == pytest.approx(2 * 2 * macs / 1e9)
     assert gan.gflops_per_frame() == pytest.approx(18.0355072)
+
+
+def test_self_ensemble_transforms():
+    np.testing.assert_array_equal(gan.self_ensemble_transforms(0), [[0, 0, 0], [0, 0, 1]])
+    t = gan.self_ensemble_transforms(2)
+    assert t.shape == (18, 3) and len({tuple(r) for r in t}) == 18
+    assert set(t[:, 0]) == set(t[:, 1]) == {-2, 0, 2} and set(t[:, 2]) == {0, 1}
+    with pytest.raises(InputError, match="shift"):
+        gan.self_ensemble_transforms(-1)
+
+
+def test_self_ensemble_matches_numpy():
+    # A position-dependent per-pixel function, so every shift and mirror changes its output.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 6, 7, 3)).astype(np.float32)
+    weight = rng.normal(size=(6, 7, 1)).astype(np.float32)
+
+    def fn(a):
+        return {"image": a * weight, "attention": a[..., :1] ** 2 + weight}
+
+    transforms = gan.self_ensemble_transforms(1)
+    got = jax.jit(lambda a: gan.self_ensemble(fn, a, transforms))(jnp.asarray(x))
+    want = {"image": 0.0, "attention": 0.0}
+    for dy, dx, flip in transforms:
+        a = np.roll(x, (dy, dx), axis=(1, 2))
+        a = a[:, :, ::-1] if flip else a
+        for k, v in fn(a).items():
+            v = v[:, :, ::-1] if flip else v
+            want[k] = want[k] + np.roll(v, (-dy, -dx), axis=(1, 2)) / len(transforms)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-5)
+    # A function that commutes with shifts and mirrors is left as it is.
+    pointwise = gan.self_ensemble(lambda a: {"y": jnp.tanh(a)}, jnp.asarray(x), transforms)
+    np.testing.assert_allclose(pointwise["y"], np.tanh(x), atol=1e-6)

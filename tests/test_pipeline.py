@@ -129,6 +129,12 @@ def test_photo_mode_keeps_the_photo_pose(target_video, tmp_path):
     result = pipeline.generate(wave, target, models, str(tmp_path / "out.mp4"))
     assert result.num_frames == 30 and (result.background == 0).all()
     assert np.ptp(result.pose, axis=0).max() == 0
+    # The GAN's self-ensemble (mirror) reaches the refiner: other pixels, same motion.
+    mirrored = str(tmp_path / "mirrored.mp4")
+    again = pipeline.generate(wave, target, models, mirrored, pipeline.Controls(ensemble_shift=0))
+    np.testing.assert_array_equal(again.pose, result.pose)
+    one, two = (np.stack(list(tracking.read_frames(p))) for p in (result.path, mirrored))
+    assert one.shape == two.shape and not np.array_equal(one, two)
 
 
 def test_bad_inputs_are_named_and_leave_nothing(personalized, tmp_path):

@@ -118,6 +118,30 @@ def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
         refine(windows[..., :6])
 
 
+def test_self_ensemble_refiner_and_its_evaluation(trained, pairs, tmp_path):
+    refine = gan.Refiner.from_workdir(trained[0], batch=3)
+    mirrored = refine.with_ensemble(0)
+    assert (refine.passes, mirrored.passes, refine.with_ensemble(2).passes) == (1, 2, 18)
+    clip = gan_pairs.load(pairs)[0]
+    windows = np.stack([gan_pairs.window(clip, t) for t in range(4)])
+    one, flipped = refine(windows), refine(windows[:, :, ::-1].copy())
+    for k in ("image", "color", "attention"):
+        want = (one[k] + flipped[k][:, :, ::-1]) / 2
+        np.testing.assert_allclose(mirrored(windows)[k], want, atol=1e-5)
+    results = evaluate_gan.evaluate_workdir(trained[0], out_dir=str(tmp_path), ensemble_shift=1)
+    r = results["clips"]["synthetic_1_002"]
+    assert r["self_ensemble"] == {"shift": 1, "passes": 18}
+    assert r["psnr_gain_db_self_ensemble"] == pytest.approx(
+        r["refined_self_ensemble"]["psnr"] - r["raw_render"]["psnr"]
+    )
+    assert r["refined_self_ensemble"]["psnr"] != r["refined"]["psnr"]
+    assert "refined_self_ensemble" in results["mean"]
+    import cv2
+
+    # render | refined | refined (self-ensemble) | real
+    assert cv2.imread(results["files"]["strip"]).shape == (2 * 64, 4 * 64, 3)
+
+
 def test_init_from_finetunes_only_and_checks_the_model(trained, pairs, tmp_path):
     c = _tiny(pairs, tune=2)
     c.finetune.init_from = trained[0]

@@ -63,7 +63,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+import numpy as np
 
 from talkingjax.errors import InputError
 from talkingjax.models import memory
@@ -466,3 +468,56 @@ __all__ = [
     "num_params",
     "receptive_field",
 ]
+
+
+# ---------------------------------------------------------------- test-time self-ensemble
+
+SELF_ENSEMBLE_OFF = -1  # `ensemble_shift` meaning "one pass, no self-ensemble"
+
+
+def self_ensemble_transforms(shift: int) -> np.ndarray:
+    """[K, 3] int32 rows (dy, dx, flip) of the geometric self-ensemble (not in paper 000).
+
+    shift 0: the frame and its left-right mirror (K = 2); shift s > 0: every translation in
+    {-s, 0, s}^2 pixels, each with and without the mirror (K = 18). Both kinds are in the
+    training augmentation (random crop offsets and flips, `gan_pairs.PairSampler`), so the
+    generator is trained to map them consistently; what differs between passes is mostly
+    the detail it invents, which the mean averages out (EDSR's self-ensemble, with shifts).
+    """
+    if shift < 0:
+        raise InputError(f"self-ensemble shift is {shift}; expected 0 (mirror only) or more")
+    offsets = (-shift, 0, shift) if shift else (0,)
+    rows = [(dy, dx, f) for dy in offsets for dx in offsets for f in (0, 1)]
+    return np.asarray(rows, np.int32)
+
+
+def self_ensemble(fn, x: jnp.ndarray, transforms) -> dict:
+    """The mean over K transformed copies of x of fn's outputs, each transformed back.
+
+    Args:
+      fn: [B, H, W, C] -> pytree of [B, H, W, *] arrays (per-pixel outputs, e.g. the
+        generator's {"image", "color", "attention"}).
+      x: [B, H, W, C].
+      transforms: [K, 3] int (dy, dx, flip) as from `self_ensemble_transforms`. Shifts are
+        circular (`jnp.roll`), so each is undone exactly; the copies run one after another
+        (`lax.map`): memory of one pass, one compiled body.
+
+    Returns:
+      fn's pytree, each leaf the mean of the K passes.
+    """
+
+    def one(t):
+        dy, dx, flip = t[0], t[1], t[2]
+
+        def forward(a):
+            a = jnp.roll(a, (dy, dx), axis=(1, 2))
+            return jnp.where(flip > 0, a[:, :, ::-1], a)
+
+        def backward(a):
+            a = jnp.where(flip > 0, a[:, :, ::-1], a)
+            return jnp.roll(a, (-dy, -dx), axis=(1, 2))
+
+        return jax.tree.map(backward, fn(forward(x)))
+
+    outs = jax.lax.map(one, jnp.asarray(transforms, jnp.int32))
+    return jax.tree.map(lambda o: o.mean(axis=0), outs)

@@ -288,19 +288,53 @@ class Refiner:
     trained memory with the key of its rendered window (top-1) and smoothed over the sequence
     every `model.memory.smooth_every` frames (paper 001's test time), so consecutive windows
     should be passed in order.
+
+    `ensemble_shift` >= 0 refines each window as the mean of the geometric self-ensemble
+    (`gan_models.self_ensemble_transforms`: mirror, and shifts by that many pixels; 2 or 18
+    generator passes), beyond the paper; the default -1 is one pass.
     """
 
-    def __init__(self, config, variables, batch: int = 8):
+    def __init__(
+        self,
+        config,
+        variables,
+        batch: int = 8,
+        ensemble_shift: int = gan_models.SELF_ENSEMBLE_OFF,
+    ):
         self.config = config
         self.nets = build(config.model)
         self.params = variables["params"]
         self.memory = variables.get("batch_stats", {}).get("memory")
         self.batch = batch
+        self.ensemble_shift = int(ensemble_shift)
+        self._transforms = (
+            None
+            if self.ensemble_shift == gan_models.SELF_ENSEMBLE_OFF
+            else gan_models.self_ensemble_transforms(self.ensemble_shift)
+        )
 
     @classmethod
-    def from_workdir(cls, workdir: str, step: int | None = None, batch: int = 8) -> Refiner:
+    def from_workdir(
+        cls,
+        workdir: str,
+        step: int | None = None,
+        batch: int = 8,
+        ensemble_shift: int = gan_models.SELF_ENSEMBLE_OFF,
+    ) -> Refiner:
         config, variables = load_variables(workdir, step)
-        return cls(config, variables, batch)
+        return cls(config, variables, batch, ensemble_shift)
+
+    def with_ensemble(self, ensemble_shift: int) -> Refiner:
+        """The same generator (shared parameters and memory), another self-ensemble."""
+        variables = {"params": self.params}
+        if self.memory is not None:
+            variables["batch_stats"] = {"memory": self.memory}
+        return Refiner(self.config, variables, self.batch, ensemble_shift)
+
+    @property
+    def passes(self) -> int:
+        """Generator passes per window (1 without the self-ensemble)."""
+        return 1 if self._transforms is None else len(self._transforms)
 
     @property
     def size(self) -> int:
@@ -309,7 +343,13 @@ class Refiner:
     @functools.cached_property
     def _generate(self):
         g = self.nets.generator
-        return jax.jit(lambda p, x, s: g.apply({"params": p}, x, train=False, **s))
+        transforms = self._transforms
+
+        def generate(p, x, s):
+            fn = lambda xi: g.apply({"params": p}, xi, train=False, **s)  # noqa: E731
+            return fn(x) if transforms is None else gan_models.self_ensemble(fn, x, transforms)
+
+        return jax.jit(generate)
 
     @functools.cached_property
     def _keys(self):
