@@ -7,7 +7,8 @@ JSON object.
   yardstick for the GFLOP/s below.
 - inference: G's forward (`train=False`), jitted, best of `repeats` after a warm-up call, at
   256^2 with the paper's 8 levels (batch 1) and at 128^2 with 7 levels (batch 1 and 4);
-  s/frame, fps, GFLOP/s (`gan.gflops_per_frame`) and its fraction of the matmul rate.
+  s/frame, fps, GFLOP/s (`gan.gflops_per_frame`) and its fraction of the matmul rate; and
+  128^2 batch 4 with the test-time self-ensemble (18 passes, `gan.self_ensemble`).
 - train: the library's own update (`train.loop.make_update` on Eq. 10,
   `losses.gan.generator_and_discriminator_loss`, dropout on, Adam(1e-4, b1=0.5) over
   {"generator", "discriminator"}, jit(shard_map) over a one-device `data` mesh, state donated)
@@ -71,21 +72,34 @@ def matmul_gflops(repeats: int, n: int = 2048) -> float:
     return 2 * n**3 / best / 1e9
 
 
-def bench_inference(size: int, depth: int, batch: int, repeats: int, peak: float) -> dict:
+def bench_inference(
+    size: int, depth: int, batch: int, repeats: int, peak: float, ensemble_shift: int = -1
+) -> dict:
     features = gan.FEATURES[:depth]
     g = gan.AttentionUNetGenerator(features=features)
     shape = (batch, size, size, gan.WINDOW * gan.FRAME_CHANNELS)
     params = numpy_params(g, shape)
     render = jnp.asarray(np.random.default_rng(1).uniform(-1, 1, shape), jnp.float32)
-    fn = jax.jit(lambda p, r: g.apply({"params": p}, r)["image"])
+    passes = 1
+    if ensemble_shift == gan.SELF_ENSEMBLE_OFF:
+        fn = jax.jit(lambda p, r: g.apply({"params": p}, r)["image"])
+    else:
+        transforms = gan.self_ensemble_transforms(ensemble_shift)
+        passes = len(transforms)
+        fn = jax.jit(
+            lambda p, r: gan.self_ensemble(lambda x: g.apply({"params": p}, x), r, transforms)[
+                "image"
+            ]
+        )
     _, first = timed(fn, params, render)
     best, times = best_of(lambda: fn(params, render), repeats)
     per_frame = best / batch
-    gflop = gan.gflops_per_frame(features, size)
+    gflop = gan.gflops_per_frame(features, size) * passes
     return {
         "size": size,
         "levels": depth,
         "batch": batch,
+        "generator_passes": passes,
         "s_per_frame": per_frame,
         "fps": 1.0 / per_frame,
         "gflop_per_frame": gflop,
@@ -186,6 +200,8 @@ def main():
             "256_levels8_batch1": bench_inference(256, 8, 1, args.repeats, peak),
             "128_levels7_batch1": bench_inference(128, 7, 1, args.repeats, peak),
             "128_levels7_batch4": bench_inference(128, 7, 4, args.repeats, peak),
+            # gan.Refiner(ensemble_shift=4): 18 passes (mirror x shifts) averaged.
+            "128_levels7_batch4_self_ensemble4": bench_inference(128, 7, 4, 2, peak, 4),
         }
     if not args.skip_train:
         out["train"] = {

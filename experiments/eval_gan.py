@@ -2,7 +2,7 @@
 and the raw render, attention statistics, and a render | refined | real strip PNG.
 
   python -m experiments.eval_gan --workdir=DIR [--max_frames=N] [--out=DIR/eval]
-      [--ensemble_shift=2]   # also score the self-ensemble (mirror + shifts by 2 px, 18 passes)
+      [--ensemble_shift=4]   # also score the self-ensemble (mirror + shifts by 4 px, 18 passes)
 """
 
 import json

@@ -578,7 +578,7 @@ class Controls:
       chunk: frames rendered, refined and written at a time.
       ensemble_shift: the generator's test-time self-ensemble (`gan.Refiner`; beyond the
         paper): -1 = one pass; 0 = mean with the mirrored pass; s > 0 = mirror and shifts by
-        s px (18 passes: closer to the real frames in PSNR, a little softer, 18x the time).
+        s px (18 passes: closer to the real frames in PSNR and SSIM, 18x the time).
     """
 
     pattern: np.ndarray | None = None
