@@ -14,6 +14,7 @@ talkingjax/assets/models; --pose_model / --expression_model / --gan_model take w
 the library's trainers instead.
 """
 
+import dataclasses
 import json
 import os
 
@@ -88,6 +89,15 @@ def main(argv):
     side = stem + "_side.mp4" if _SIDE.value else None
     for path in filter(None, (out, side)):
         pipeline.check_output(path)
+    controls = pipeline.Controls(
+        pose_scale=_SCALE.value,
+        still=_STILL.value,
+        seed=_SEED.value,
+        blend=_BLEND.value,
+        paste=_PASTE.value,
+        ensemble_shift=_ENSEMBLE.value,
+    )
+    pipeline.check_controls(controls)  # before any fitting
     speech, video, image = _inputs()
     wave = audio.load_audio(speech)  # fails early, before any fitting, on bad speech
     models = pipeline.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
@@ -98,19 +108,10 @@ def main(argv):
             target = pipeline.personalize_photo(image, models)
     else:
         target = pipeline.personalize(video, models, _CACHE.value, options, progress)
-    pattern = None
     if _STYLE.value:
         with progress.stage("motion pattern of --pose-style-from"):
             pattern = pipeline.pattern_of_video(_STYLE.value, models, _CACHE.value)
-    controls = pipeline.Controls(
-        pattern=pattern,
-        pose_scale=_SCALE.value,
-        still=_STILL.value,
-        seed=_SEED.value,
-        blend=_BLEND.value,
-        paste=_PASTE.value,
-        ensemble_shift=_ENSEMBLE.value,
-    )
+        controls = dataclasses.replace(controls, pattern=pattern)
     result = pipeline.generate(
         wave, target, models, out, controls, progress, side_by_side=side
     )  # fmt: skip

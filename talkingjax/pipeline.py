@@ -616,13 +616,19 @@ class Result:
     seconds: dict
 
 
-def _check_controls(controls: Controls) -> None:
+def check_controls(controls: Controls) -> None:
+    """Fails early (before any work) on controls `generate` cannot use."""
     if not np.isfinite(controls.pose_scale) or controls.pose_scale < 0:
         raise InputError(f"pose scale must be a finite number >= 0, got {controls.pose_scale}")
     if controls.paste not in paste.MODES:
         raise InputError(f"paste mode must be one of {paste.MODES}, got {controls.paste!r}")
     if controls.chunk < 1:
         raise InputError(f"chunk must be >= 1 frame, got {controls.chunk}")
+    if controls.ensemble_shift < -1:
+        raise InputError(
+            f"GAN self-ensemble shift must be -1 (off), 0 (mirror) or more, got "
+            f"{controls.ensemble_shift}"
+        )
 
 
 def check_output(path: str) -> None:
@@ -751,7 +757,7 @@ def generate(
     from talkingjax.train import gan as gan_trainer
 
     progress = progress or Progress(quiet=True)
-    _check_controls(controls)
+    check_controls(controls)
     for path in filter(None, (out_path, side_by_side)):
         check_output(path)
     wave = audio.check_audio(np.asarray(wave, np.float32))

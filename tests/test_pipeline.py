@@ -170,6 +170,7 @@ def test_cli_errors_are_one_line(tmp_path):
         ["--audio", str(tmp_path / "missing.wav"), "--video", speech],
         ["--audio", speech],
         ["--audio", speech, "--video", str(tmp_path / "missing.mp4")],
+        ["--audio", speech, "--video", speech, "--gan_ensemble_shift", "-3"],
     ]
     for args in cases:
         out = str(tmp_path / "out.mp4")
