@@ -19,8 +19,9 @@ import time
 
 import numpy as np
 
-from talkingjax import audio, pipeline
+from talkingjax import audio
 from talkingjax.data import default_inputs
+from talkingjax.generate import pipeline
 
 
 def main():

@@ -22,8 +22,8 @@ from timing import best_of, timed
 
 from experiments.configs import pose as pose_config
 from talkingjax import audio
-from talkingjax.inference import HeadMotionPredictor
 from talkingjax.models import build_model, rows_for_frames
+from talkingjax.predict.head_motion import HeadMotionPredictor
 from talkingjax.train import head_motion, loop, parallel
 
 

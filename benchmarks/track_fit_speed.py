@@ -2,8 +2,8 @@
 
   python benchmarks/track_fit_speed.py [--video PATH] [--frames 300] [--crop_size 224]
 
-Times `fitting.reconstruct_video` (MediaPipe tracking with decoding, stable crops, the staged
-fit of `fitting.fit_video` with the default model) on the first --frames frames, in one fresh
+Times `reconstruct.reconstruct_video` (MediaPipe tracking with decoding, stable crops, the staged
+fit of `reconstruct.fit_video` with the default model) on the first --frames frames, in one fresh
 process, so the fit time includes XLA compilation; then the fit alone once more on the same
 crops, which is what every further clip of a similar length costs in a preprocessing run
 (programs are cached per 32-frame length bucket). Target (the issue): 300 frames in <= 60 s
@@ -17,8 +17,8 @@ import time
 
 import jax
 
-from talkingjax import fitting
 from talkingjax.face3d import default
+from talkingjax.video import reconstruct
 
 DEFAULT_VIDEO = os.path.join(
     os.path.dirname(__file__),
@@ -40,10 +40,10 @@ def main():
     args = p.parse_args()
     model = default.load_default()
     t0 = time.perf_counter()
-    rec = fitting.reconstruct_video(args.video, model, args.crop_size, args.frames)
+    rec = reconstruct.reconstruct_video(args.video, model, args.crop_size, args.frames)
     total = time.perf_counter() - t0
     t1 = time.perf_counter()
-    fitting.fit_video(model, rec.crops, rec.landmarks, rec.track.detected)
+    reconstruct.fit_video(model, rec.crops, rec.landmarks, rec.track.detected)
     warm = time.perf_counter() - t1
     n = len(rec.crops)
     report = rec.fit.report()

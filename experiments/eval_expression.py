@@ -9,15 +9,15 @@ Writes `<workdir>/eval/metrics.json` and `metrics.md` and prints the table.
 from absl import flags
 
 from experiments import cli
-from talkingjax import evaluate_expression
+from talkingjax.evaluation import expression as expression_eval
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train_expression workdir.", required=True)
 
 
 def main(argv):
     del argv
-    results = evaluate_expression.evaluate_workdir(_WORKDIR.value)
-    print(evaluate_expression.markdown_table(results))
+    results = expression_eval.evaluate_workdir(_WORKDIR.value)
+    print(expression_eval.markdown_table(results))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import json
 from absl import flags
 
 from experiments import cli
-from talkingjax import evaluate_gan
+from talkingjax.evaluation import gan as gan_eval
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A train_gan workdir.", required=True)
 _MAX = flags.DEFINE_integer("max_frames", None, "Frames scored per clip (default: config).")
@@ -25,7 +25,7 @@ _ENSEMBLE = flags.DEFINE_integer(
 
 def main(argv):
     del argv
-    results = evaluate_gan.evaluate_workdir(_WORKDIR.value, _MAX.value, _OUT.value, _ENSEMBLE.value)
+    results = gan_eval.evaluate_workdir(_WORKDIR.value, _MAX.value, _OUT.value, _ENSEMBLE.value)
     print(json.dumps({"mean": results["mean"], "files": results["files"]}, indent=1))
 
 

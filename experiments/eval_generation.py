@@ -7,7 +7,7 @@ Generates DIR/own.mp4 (the target's own motion pattern) and DIR/style.mp4 (the p
 --style_video), then writes DIR/acceptance.json (and prints it): the video length against the
 speech, decoded frames, per-angle pose std against the target video's, the mouth opening's
 correlation with the speech energy (rendered expression, and measured on the output video),
-and how differently the two patterns move the head. Checks: `talkingjax.evaluate_generation`.
+and how differently the two patterns move the head. Checks: `talkingjax.evaluation.generation`.
 """
 
 import json
@@ -16,8 +16,10 @@ import os
 from absl import flags
 
 from experiments import cli
-from talkingjax import audio, evaluate_generation, pipeline
+from talkingjax import audio
+from talkingjax.evaluation import generation as generation_eval
 from talkingjax.face3d import default
+from talkingjax.generate import pipeline
 
 _AUDIO = flags.DEFINE_string("audio", None, "Speech.", required=True)
 _VIDEO = flags.DEFINE_string("video", None, "The target video.", required=True)
@@ -46,14 +48,12 @@ def main(argv):
     report = {
         "speech": _AUDIO.value,
         "video": _VIDEO.value,
-        "length": evaluate_generation.video_length(own.path, wave, own.fps),
-        "pose_std_ratio_pitch_yaw_roll": evaluate_generation.pose_std_ratio(own.pose, target.pose),
-        "mouth_energy_r_rendered": evaluate_generation.mouth_energy_corr(
+        "length": generation_eval.video_length(own.path, wave, own.fps),
+        "pose_std_ratio_pitch_yaw_roll": generation_eval.pose_std_ratio(own.pose, target.pose),
+        "mouth_energy_r_rendered": generation_eval.mouth_energy_corr(
             face_model, own.exp, wave, own.fps
         ),
-        "mouth_energy_r_video": evaluate_generation.video_mouth_energy_corr(
-            own.path, wave, own.fps
-        ),
+        "mouth_energy_r_video": generation_eval.video_mouth_energy_corr(own.path, wave, own.fps),
         "seconds": {k: round(v, 1) for k, v in own.seconds.items()},
     }
     if _STYLE.value:
@@ -63,10 +63,10 @@ def main(argv):
             pipeline.Controls(pattern=pattern),
         )  # fmt: skip
         report["style_video"] = _STYLE.value
-        report["predicted_pose_difference_deg"] = evaluate_generation.pose_difference(
+        report["predicted_pose_difference_deg"] = generation_eval.pose_difference(
             own.predicted_pose, style.predicted_pose
         )
-        report["rendered_pose_difference_deg"] = evaluate_generation.pose_difference(
+        report["rendered_pose_difference_deg"] = generation_eval.pose_difference(
             own.pose, style.pose
         )
     with open(os.path.join(_OUT.value, "acceptance.json"), "w") as f:

@@ -7,13 +7,14 @@ One paper-000 workdir (and no --out): as before, writes <workdir>/eval/metrics.m
 metrics.json and pose_curves.png, and in addition the comparison table pose_table.md /
 pose_table.json there. Several workdirs (paper 000 and/or peers, trained on the same data):
 the one table for all of them goes to --out (default: the first workdir's eval/).
-Metrics: see talkingjax/evaluate_pose.py.
+Metrics: see talkingjax/pose_table.py.
 """
 
 from absl import flags
 
 from experiments import cli
-from talkingjax import evaluate, evaluate_pose
+from talkingjax.evaluation import head_motion as head_motion_eval
+from talkingjax.evaluation import pose_table
 from talkingjax.train import checkpoint
 
 _WORKDIR = flags.DEFINE_multi_string(
@@ -29,10 +30,10 @@ def main(argv):
     if len(workdirs) == 1 and _OUT.value is None:
         config = checkpoint.load_workdir_config(workdirs[0])
         if config.get("trainer", "head_motion") == "head_motion":
-            results = evaluate.evaluate_workdir(workdirs[0], _STEP.value)
-            print(evaluate.markdown_table(results), end="")
-    table = evaluate_pose.evaluate_workdirs(workdirs, _OUT.value, _STEP.value)
-    print(evaluate_pose.markdown_table(table), end="")
+            results = head_motion_eval.evaluate_workdir(workdirs[0], _STEP.value)
+            print(head_motion_eval.markdown_table(results), end="")
+    table = pose_table.evaluate_workdirs(workdirs, _OUT.value, _STEP.value)
+    print(pose_table.markdown_table(table), end="")
 
 
 if __name__ == "__main__":

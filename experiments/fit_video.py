@@ -16,11 +16,12 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
-from talkingjax import fitting, visualize
+from talkingjax import visualize
 from talkingjax.errors import InputError
 from talkingjax.face3d import coeffs as coeffs_lib
 from talkingjax.face3d import default
 from talkingjax.face3d import model as model_lib
+from talkingjax.video import reconstruct
 
 _VIDEO = flags.DEFINE_string("video", None, "A talking-face video.", required=True)
 _OUT = flags.DEFINE_string("out", None, "Output directory.", required=True)
@@ -35,7 +36,7 @@ def load_face_model(name: str) -> model_lib.MorphableModel:
     return default.load_default() if name == "default" else model_lib.load(name)
 
 
-def write_outputs(rec: fitting.Reconstruction, model, out: str, rows: int, video: bool) -> dict:
+def write_outputs(rec: reconstruct.Reconstruction, model, out: str, rows: int, video: bool) -> dict:
     """Writes the inspection files of a reconstruction into `out`; returns the report."""
     os.makedirs(out, exist_ok=True)
     result = rec.fit
@@ -72,7 +73,7 @@ def main(argv):
     if _CROP.value < 64:
         raise InputError(f"--crop_size must be at least 64, got {_CROP.value}")
     model = load_face_model(_MODEL.value)
-    rec = fitting.reconstruct_video(_VIDEO.value, model, _CROP.value, _MAX_FRAMES.value)
+    rec = reconstruct.reconstruct_video(_VIDEO.value, model, _CROP.value, _MAX_FRAMES.value)
     report = write_outputs(rec, model, _OUT.value, _ROWS.value, _VIDEO_OUT.value)
     keys = ("frames", "landmark_rmse_px_mean", "landmark_rmse_px_max", "photometric_mae_mean")
     print(json.dumps({k: report[k] for k in keys} | {"seconds": report["seconds"]}))

@@ -1,5 +1,5 @@
 """Speech + a short video of a target -> a video of the target saying it, with the target's
-own head motion (paper 000, Fig. 1). The library call behind it is `talkingjax.pipeline`.
+own head motion (paper 000, Fig. 1). The library call behind it is `talkingjax.generate.pipeline`.
 
   python -m experiments.generate --audio=SPEECH.wav --video=TARGET.mp4 --out=OUT.mp4
   python -m experiments.generate --default --out=runs/default/talking.mp4   # embedded default
@@ -22,8 +22,9 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
-from talkingjax import audio, pipeline, visualize
+from talkingjax import audio, visualize
 from talkingjax.errors import InputError
+from talkingjax.generate import pipeline
 
 _AUDIO = flags.DEFINE_string("audio", None, "Speech (wav/flac/mp3, or a video's audio).")
 _VIDEO = flags.DEFINE_string("video", None, "The target's 10-15 s talking video.")

@@ -16,7 +16,7 @@ from absl import flags
 from experiments import cli
 from talkingjax import audio
 from talkingjax.data import records
-from talkingjax.inference import HeadMotionPredictor
+from talkingjax.predict.head_motion import HeadMotionPredictor
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained train_pose workdir.", required=True)
 _AUDIO = flags.DEFINE_string("audio", None, "Speech: wav/flac/mp3 or a video.", required=True)

@@ -1,11 +1,11 @@
-"""Tests of talkingjax.background against hand-computed cases and plain NumPy/SciPy references."""
+"""Tests of talkingjax.generate.background against hand-computed cases and NumPy/SciPy."""
 
 import numpy as np
 import pytest
 import scipy.signal
 
-from talkingjax import background as bg
 from talkingjax.errors import InputError
+from talkingjax.generate import background as bg
 
 # ----------------------------------------------------------------------------- references
 

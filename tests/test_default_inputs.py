@@ -10,10 +10,12 @@ import os
 import numpy as np
 import pytest
 
-from talkingjax import audio, evaluate_expression, tracking
+from talkingjax import audio
 from talkingjax.data import default_inputs as di
 from talkingjax.errors import InputError
+from talkingjax.evaluation import expression as expression_eval
 from talkingjax.face3d import default
+from talkingjax.video import tracking
 
 SIZE = 128
 SECONDS = 4.0
@@ -85,7 +87,7 @@ def test_head_moves_and_mouth_follows_the_speech(target):
     _, truth = target
     assert np.all(np.degrees(truth.pose[:, :3].std(axis=0)) > 1.0), truth.pose[:, :3].std(0)
     assert np.all(truth.pose[:, 3:].std(axis=0) > 1e-3)
-    opening = evaluate_expression.mouth_opening(default.load_default(), truth.exp)
+    opening = expression_eval.mouth_opening(default.load_default(), truth.exp)
     # The log energy of each frame's window, as the expression evaluation measures it.
     mfcc = audio.speech_features(truth.wave)
     energy = audio.frame_windows(mfcc, FPS, truth.num_frames)[:, audio.WINDOW_ROWS // 2, 0]

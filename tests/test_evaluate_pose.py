@@ -1,4 +1,4 @@
-"""The one head-pose table (talkingjax.evaluate_pose) on a tiny synthetic corpus.
+"""The one head-pose table (talkingjax.evaluation.pose_table) on a tiny synthetic corpus.
 
 A tiny paper-000 workdir (a few training steps) and fake predictors of the predictor
 protocol; the peers' module is faked in `sys.modules`, so these tests do not depend on it.
@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from experiments.configs import pose as pose_config
-from talkingjax import evaluate_pose
 from talkingjax.data import sampling, synthetic
 from talkingjax.errors import InputError
+from talkingjax.evaluation import pose_table
 from talkingjax.train import checkpoint, head_motion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = (evaluate_pose.YI2022_NAME, evaluate_pose.REAL, evaluate_pose.MEAN, evaluate_pose.RANDOM)
+ROWS = (pose_table.YI2022_NAME, pose_table.REAL, pose_table.MEAN, pose_table.RANDOM)
 
 
 def _tiny_config(root):
@@ -98,15 +98,15 @@ class Still:
 def table(trained):
     config = checkpoint.load_workdir_config(trained)
     train, test = head_motion.load_data(config, trained)
-    predictors = [evaluate_pose.load_predictor(trained), Oracle(test)]
-    return evaluate_pose.evaluate_predictors(predictors, train, test, config.eval, seed=0)
+    predictors = [pose_table.load_predictor(trained), Oracle(test)]
+    return pose_table.evaluate_predictors(predictors, train, test, config.eval, seed=0)
 
 
 def test_table_has_every_row_and_column(table):
     assert list(table["rows"]) == [ROWS[0], "oracle", *ROWS[1:]]
     assert table["num_videos"] == 3 and table["classifier_window"] == 64
     for name, row in table["rows"].items():
-        assert list(row) == list(evaluate_pose.COLUMNS)
+        assert list(row) == list(pose_table.COLUMNS)
         for col, value in row.items():
             if col == "retrieval" and name != ROWS[0]:
                 assert value is None  # only pattern models retrieve
@@ -115,22 +115,22 @@ def test_table_has_every_row_and_column(table):
     assert 0.0 <= table["rows"][ROWS[0]]["retrieval"] <= 1.0
     for row in table["rows"].values():
         assert 0.0 < row["hs"] <= 1.0 and 0.0 <= row["classifier"] <= 1.0
-    md = evaluate_pose.markdown_table(table)
+    md = pose_table.markdown_table(table)
     for name in table["rows"]:
         assert f"| {name} |" in md
     assert "D-Rot (deg)" in md and "| - |" not in md.splitlines()[0]
 
 
 def test_real_row_is_exact_and_the_oracle_scores_like_it(table):
-    real, oracle = table["rows"][evaluate_pose.REAL], table["rows"]["oracle"]
+    real, oracle = table["rows"][pose_table.REAL], table["rows"]["oracle"]
     assert real["hs"] == 1.0
     for col in ("d_l", "d_v", "d_rot", "d_pos"):
         assert real[col] == 0.0
-    assert real["diversity"] > table["rows"][evaluate_pose.MEAN]["diversity"] == 0.0
-    for col in evaluate_pose.COLUMNS:
+    assert real["diversity"] > table["rows"][pose_table.MEAN]["diversity"] == 0.0
+    for col in pose_table.COLUMNS:
         if col != "retrieval":
             assert oracle[col] == pytest.approx(real[col], abs=1e-6), col
-    assert table["rows"][evaluate_pose.RANDOM]["d_rot"] > 0.0
+    assert table["rows"][pose_table.RANDOM]["d_rot"] > 0.0
 
 
 def test_onset_envelope_from_mfcc_marks_energy_rises():
@@ -138,10 +138,10 @@ def test_onset_envelope_from_mfcc_marks_energy_rises():
     mfcc[:, 0] = -36.0  # digital silence (log eps)
     mfcc[100:150, 0] = 2.0
     mfcc[200:250, 0] = 2.0
-    env = evaluate_pose.onset_envelope_from_mfcc(mfcc)
+    env = pose_table.onset_envelope_from_mfcc(mfcc)
     assert env.shape == (300,) and np.flatnonzero(env).tolist() == [100, 200]
     # Frame 0 of a segment starting at 1 s lies at row 100 + 12 - 1 (PAD 0.12 s, centre 12.5 ms).
-    assert evaluate_pose._envelope_from(env, 1.0).shape == (300 - 111,)
+    assert pose_table._envelope_from(env, 1.0).shape == (300 - 111,)
 
 
 def test_workdirs_with_a_peer_write_one_table(trained, tmp_path, monkeypatch):
@@ -154,7 +154,7 @@ def test_workdirs_with_a_peer_write_one_table(trained, tmp_path, monkeypatch):
         sys.modules, "talkingjax.train.peers", types.SimpleNamespace(PeerPredictor=Still)
     )
     out = tmp_path / "out"
-    results = evaluate_pose.evaluate_workdirs([trained, str(peer)], str(out))
+    results = pose_table.evaluate_workdirs([trained, str(peer)], str(out))
     assert list(results["rows"]) == [ROWS[0], "still", *ROWS[1:]]
     assert 0.0 <= results["rows"]["still"]["retrieval"] <= 1.0
     saved = json.loads((out / "pose_table.json").read_text())
@@ -170,7 +170,7 @@ def test_mismatched_data_configs_are_refused(trained, tmp_path):
     config.data.root = str(tmp_path / "elsewhere")
     (other / "config.json").write_text(config.to_json())
     with pytest.raises(InputError, match="data.root"):
-        evaluate_pose.evaluate_workdirs([trained, str(other)], str(tmp_path / "out"))
+        pose_table.evaluate_workdirs([trained, str(other)], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import synthetic_video
 
-from talkingjax import fitting
 from talkingjax.errors import InputError
 from talkingjax.face3d import camera as camera_lib
 from talkingjax.face3d import default, fit
+from talkingjax.video import reconstruct
 
-FAST = fitting.VideoFitConfig(
+FAST = reconstruct.VideoFitConfig(
     identity_steps=150, track_steps=20, refine_steps=80, color_steps=40, num_keyframes=6,
     num_color_frames=3, frame_bucket=8,
 )  # fmt: skip
@@ -38,7 +38,7 @@ def test_fit_video_recovers_pose_and_landmarks(clip):
     model, crops, lms, angles = clip
     detected = np.ones(len(crops), bool)
     detected[7] = False  # a lost frame is flagged, still fitted
-    result = fitting.fit_video(model, crops, lms, detected, config=FAST)
+    result = reconstruct.fit_video(model, crops, lms, detected, config=FAST)
     assert result.pose.shape == (20, 6)
     report = result.report()
     assert report["lost_frames"] == [7]
@@ -52,8 +52,8 @@ def test_fit_video_recovers_pose_and_landmarks(clip):
 
 def test_padding_to_buckets_does_not_change_the_fit(clip):
     model, crops, lms, _ = clip
-    a = fitting.fit_video(model, crops[:13], lms[:13], config=FAST)
-    b = fitting.fit_video(
+    a = reconstruct.fit_video(model, crops[:13], lms[:13], config=FAST)
+    b = reconstruct.fit_video(
         model, crops[:13], lms[:13], config=FAST.__class__(**{**FAST.__dict__, "frame_bucket": 16})
     )
     # Padding frames have zero weight; only their smoothness coupling to the last real frame
@@ -70,33 +70,33 @@ def test_smooth_pose_matches_numpy_gaussian():
     k /= k.sum()
     padded = np.concatenate([np.repeat(pose[:1], radius, 0), pose, np.repeat(pose[-1:], radius, 0)])
     want = np.stack([np.convolve(padded[:, j], k, mode="valid") for j in range(6)], axis=1)
-    np.testing.assert_allclose(fitting.smooth_pose(pose, sigma), want, atol=1e-5)
-    np.testing.assert_array_equal(fitting.smooth_pose(pose, 0), pose)
+    np.testing.assert_allclose(reconstruct.smooth_pose(pose, sigma), want, atol=1e-5)
+    np.testing.assert_array_equal(reconstruct.smooth_pose(pose, 0), pose)
 
 
 def test_reference_frame_is_neutral_and_frontal():
     coeffs = jax.tree.map(
-        np.asarray, fitting.coeffs_lib.zeros(fitting.coeffs_lib.Layout(2, 2, 2), (4,))
+        np.asarray, reconstruct.coeffs_lib.zeros(reconstruct.coeffs_lib.Layout(2, 2, 2), (4,))
     )
     coeffs = coeffs.replace(
         exp=np.array([[1.0, 0], [0.1, 0], [0.1, 0], [0.0, 0]]),
         angles=np.array([[0.3, 0, 0], [0.01, 0, 0], [0.2, 0, 0], [0.0, 0, 0]]),
     )
-    assert fitting.reference_frame(coeffs, np.array([True, True, True, False])) == 1
+    assert reconstruct.reference_frame(coeffs, np.array([True, True, True, False])) == 1
 
 
 def test_bad_inputs_are_named(clip):
     model, crops, lms, _ = clip
     with pytest.raises(InputError, match="crops must be"):
-        fitting.fit_video(model, crops[:, :64], lms)
+        reconstruct.fit_video(model, crops[:, :64], lms)
     with pytest.raises(InputError, match="landmarks must be"):
-        fitting.fit_video(model, crops, lms[:, :100])
+        reconstruct.fit_video(model, crops, lms[:, :100])
     bad = lms.copy()
     bad[3, 5, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        fitting.fit_video(model, crops, bad)
+        reconstruct.fit_video(model, crops, bad)
     with pytest.raises(InputError, match="no frames"):
-        fitting.fit_video(model, crops[:0], lms[:0])
+        reconstruct.fit_video(model, crops[:0], lms[:0])
 
 
 def test_detailed_albedo_reads_only_visible_vertices():
@@ -109,7 +109,7 @@ def test_detailed_albedo_reads_only_visible_vertices():
     camera = camera_lib.Camera().scaled(96)
     c = coeffs_lib.zeros(coeffs_lib.Layout.of(model)).replace(angles=jnp.array([0.0, 0.9, 0.0]))
     image = np.full((96, 96, 3), 0.3, np.float32)
-    got = fitting.detailed_albedo(model, c, image, camera)
+    got = reconstruct.detailed_albedo(model, c, image, camera)
     posed = face.pose_face(model, c)
     base = np.asarray(posed.albedo)
     read = 0.3 / np.asarray(sh.irradiance(posed.normals, c.gamma))

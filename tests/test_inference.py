@@ -1,4 +1,4 @@
-"""Tests of talkingjax.inference.HeadMotionPredictor with a freshly initialised tiny model."""
+"""Tests of talkingjax.predict.head_motion.HeadMotionPredictor with a fresh tiny model."""
 
 import jax
 import jax.numpy as jnp
@@ -9,8 +9,8 @@ from experiments.configs import pose as pose_config
 from talkingjax import audio
 from talkingjax.data import records
 from talkingjax.errors import InputError
-from talkingjax.inference import HeadMotionPredictor
 from talkingjax.models import HeadMotionModel, build_model, rows_for_frames
+from talkingjax.predict.head_motion import HeadMotionPredictor
 
 SR = audio.SAMPLE_RATE
 

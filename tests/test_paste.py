@@ -5,9 +5,11 @@ import os
 import numpy as np
 import pytest
 
-from talkingjax import evaluate_generation, paste, visualize
+from talkingjax import visualize
 from talkingjax.errors import InputError
+from talkingjax.evaluation import generation as generation_eval
 from talkingjax.face3d import fit as fit_lib
+from talkingjax.generate import paste
 
 
 def _frame(h=120, w=160, seed=0):
@@ -86,7 +88,7 @@ def test_write_video_muxes_the_speech(tmp_path):
     speech = 0.3 * np.sin(2 * np.pi * 220 * t)
     path = str(tmp_path / "out.mp4")
     visualize.write_video(path, frames, fps, audio=speech)
-    streams = evaluate_generation.streams(path)
+    streams = generation_eval.streams(path)
     assert int(streams["video"]["nb_frames"]) == 30
     assert abs(float(streams["audio"]["duration"]) - seconds) < 0.05
     assert os.listdir(tmp_path) == ["out.mp4"]
@@ -103,7 +105,7 @@ def test_video_writer_streams_chunks_and_leaves_nothing_when_aborted(tmp_path):
     with visualize.VideoWriter(path, 25.0) as writer:
         for i in range(0, 12, 5):  # chunks of 5, 5, 2
             writer.write(frames[i : i + 5])
-    assert int(evaluate_generation.streams(path)["video"]["nb_frames"]) == 12
+    assert int(generation_eval.streams(path)["video"]["nb_frames"]) == 12
     # An exception mid-stream: the temp file is removed and nothing appears at the path.
     with pytest.raises(RuntimeError), visualize.VideoWriter(str(tmp_path / "x.mp4"), 25.0) as w:
         w.write(frames[:3])

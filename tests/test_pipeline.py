@@ -1,4 +1,4 @@
-"""End-to-end generation (talkingjax.pipeline, experiments.generate) with the shipped models on
+"""End-to-end generation (talkingjax.generate, experiments.generate) with the shipped models on
 a target video the project renders itself: the output video, the personalisation cache, the
 controls, the photo mode, streaming in pieces, and bad input.
 """
@@ -10,9 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from talkingjax import audio, evaluate_generation, pipeline, tracking, visualize
+from talkingjax import audio, visualize
 from talkingjax.data import default_inputs
 from talkingjax.errors import InputError
+from talkingjax.evaluation import generation as generation_eval
+from talkingjax.generate import pipeline
+from talkingjax.video import tracking
 from tests import testdata
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,11 +52,11 @@ def test_generate_writes_the_speech_length_video_over_matched_backgrounds(
     result = pipeline.generate(wave, target, models, out, side_by_side=side)
     frames = audio.num_video_frames(3.0, FPS)
     assert result.num_frames == frames == 75
-    streams = evaluate_generation.streams(out)
+    streams = generation_eval.streams(out)
     assert int(streams["video"]["nb_frames"]) == frames
     assert (int(streams["video"]["width"]), int(streams["video"]["height"])) == (128, 128)
     assert abs(float(streams["audio"]["duration"]) - 3.0) < 1.5 / FPS
-    assert int(evaluate_generation.streams(side)["video"]["width"]) == 256  # target | output
+    assert int(generation_eval.streams(side)["video"]["width"]) == 256  # target | output
     # Every output frame sits on a frame of the target, in that frame's head position.
     assert result.background.min() >= 0 and result.background.max() < target.num_frames
     np.testing.assert_allclose(result.pose, target.pose[result.background], atol=1e-6)

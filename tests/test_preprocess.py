@@ -17,11 +17,12 @@ import scipy.io
 import soundfile
 import testdata
 
-from talkingjax import audio, fitting, tracking
+from talkingjax import audio
 from talkingjax.data import coeff257, preprocess, records
 from talkingjax.errors import InputError
 from talkingjax.face3d import coeffs as coeffs_lib
 from talkingjax.face3d import default
+from talkingjax.video import reconstruct, tracking
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 25.0
@@ -63,7 +64,7 @@ class FakePipeline:
         monkeypatch.setattr(tracking, "crop_track", self.crop_track)
         monkeypatch.setattr(tracking, "crop_video", self.crop_video)
         monkeypatch.setattr(tracking, "landmarks_in_crop", self.landmarks_in_crop)
-        monkeypatch.setattr(fitting, "fit_video", self.fit_video)
+        monkeypatch.setattr(reconstruct, "fit_video", self.fit_video)
 
     def probe_video(self, path, min_size=128):
         try:
@@ -106,7 +107,7 @@ class FakePipeline:
             gamma=np.asarray(c.gamma),
             trans=pose[:, 3:],
         )
-        return fitting.VideoFit(
+        return reconstruct.VideoFit(
             coeffs=c,
             pose=pose,
             landmark_rmse_px=np.ones(t, np.float32),
@@ -385,7 +386,7 @@ def test_pose_sigma_smooths_the_record_but_not_the_coefficients(tmp_path, fake):
     _run(src, out, pose_sigma=2.0)
     (clip,) = records.load_dataset(out)
     raw = _fake_pose(105, 1)
-    want = fitting.smooth_pose(raw, 2.0)[: clip.num_frames]
+    want = reconstruct.smooth_pose(raw, 2.0)[: clip.num_frames]
     np.testing.assert_allclose(clip.pose, want, atol=1e-6)
     coeffs, _ = coeffs_lib.read_mat(out / "coeffs" / "a1.mat", LAYOUT)
     np.testing.assert_allclose(coeffs.angles, raw[:, :3], atol=1e-6)

@@ -9,9 +9,9 @@ import pytest
 import scipy.ndimage
 import synthetic_video as sv
 
-from talkingjax import tracking
 from talkingjax.errors import InputError
 from talkingjax.face3d import camera, default, fit, topology
+from talkingjax.video import tracking
 
 FPS = 25.0
 pytestmark = pytest.mark.filterwarnings("ignore:SymbolDatabase.GetPrototype:UserWarning")

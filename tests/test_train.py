@@ -17,9 +17,9 @@ import orbax.checkpoint as ocp
 import pytest
 
 from experiments.configs import pose as pose_config
-from talkingjax import evaluate
 from talkingjax.data import synthetic
 from talkingjax.errors import InputError
+from talkingjax.evaluation import head_motion as head_motion_eval
 from talkingjax.train import head_motion, loop, parallel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -154,8 +154,8 @@ def test_changed_model_refuses_to_resume_and_keeps_checkpoints(trained, corpus):
 
 
 def test_evaluation_writes_table_json_and_plot(trained):
-    results = evaluate.evaluate_workdir(trained)
-    assert set(results["methods"]) == set(evaluate.METHODS)
+    results = head_motion_eval.evaluate_workdir(trained)
+    assert set(results["methods"]) == set(head_motion_eval.METHODS)
     for vals in results["methods"].values():
         assert 0.0 <= vals["hs"] <= 1.0 and vals["rot_err_deg"] >= 0.0
     assert 0.0 <= results["retrieval_accuracy"] <= 1.0

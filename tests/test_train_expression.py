@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from experiments.configs import expression as expression_config
-from talkingjax import evaluate_expression
 from talkingjax.data import records, sampling, synthetic_expression
 from talkingjax.errors import InputError
+from talkingjax.evaluation import expression as expression_eval
 from talkingjax.models import build_expression_model
 from talkingjax.train import expression
 
@@ -108,7 +108,7 @@ def test_finetune_from_a_general_run_with_frozen_groups(corpus, tmp_path):
         again["head"]["bias"], variables["params"]["head"]["bias"], rtol=0, atol=1e-4
     )
     # The evaluation reads the general run's corpus; none is generated in the fine-tune workdir.
-    results = evaluate_expression.evaluate_workdir(tuned)
+    results = expression_eval.evaluate_workdir(tuned)
     assert results["target_heldout"]["frames"] > 0
 
 
@@ -173,9 +173,9 @@ def test_mouth_metrics_on_known_expressions():
     model = default.load_default()
     directions = synthetic_expression.mouth_directions(model)
     exp = np.stack([np.zeros(model.sizes[1]), directions["open"]]).astype(np.float32)
-    gap = evaluate_expression.mouth_opening(model, exp)
+    gap = expression_eval.mouth_opening(model, exp)
     assert gap[1] - gap[0] == pytest.approx(0.1, abs=0.01)  # 1 cm, in 10 cm units
-    pts = evaluate_expression.mouth_points(model, exp)
+    pts = expression_eval.mouth_points(model, exp)
     assert pts.shape == (2, 20, 2) and np.linalg.norm(pts[1] - pts[0], axis=-1).max() > 3
 
 

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from experiments.configs import gan as gan_config
-from talkingjax import evaluate_gan
 from talkingjax.data import gan_pairs
 from talkingjax.errors import InputError
+from talkingjax.evaluation import gan as gan_eval
 from talkingjax.train import gan
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -85,7 +85,7 @@ def test_phases_train_and_evaluate_held_out_frames(trained):
     lines = [json.loads(x) for x in open(os.path.join(trained, "metrics.jsonl"))]
     assert [x["phase"] for x in lines] == ["pretrain"] * 2 + ["finetune"] * 2
     assert all(np.isfinite(x["loss"]) for x in lines)
-    results = evaluate_gan.evaluate_workdir(trained)
+    results = gan_eval.evaluate_workdir(trained)
     r = results["clips"]["synthetic_1_002"]
     # The held-out frames are those after finetune.frames (8 of 12).
     assert r["first_frame"] == 8 and r["frames"] == 4
@@ -128,7 +128,7 @@ def test_self_ensemble_refiner_and_its_evaluation(trained, pairs, tmp_path):
     for k in ("image", "color", "attention"):
         want = (one[k] + flipped[k][:, :, ::-1]) / 2
         np.testing.assert_allclose(mirrored(windows)[k], want, atol=1e-5)
-    results = evaluate_gan.evaluate_workdir(trained[0], out_dir=str(tmp_path), ensemble_shift=1)
+    results = gan_eval.evaluate_workdir(trained[0], out_dir=str(tmp_path), ensemble_shift=1)
     r = results["clips"]["synthetic_1_002"]
     assert r["self_ensemble"] == {"shift": 1, "passes": 18}
     assert r["psnr_gain_db_self_ensemble"] == pytest.approx(

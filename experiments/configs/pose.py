@@ -29,7 +29,7 @@ def data_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 
 def eval_config() -> ml_collections.ConfigDict:
-    """The held-out protocol of `talkingjax.evaluate` / `talkingjax.evaluate_pose`."""
+    """The held-out protocol of `talkingjax.evaluation.head_motion` and `.pose_table`."""
     e = ml_collections.ConfigDict()
     e.reference_seconds = 12.0  # the target's "short video" before the predicted part
     e.retrieval_window_seconds = 12.0  # pattern retrieval (models with a pattern)

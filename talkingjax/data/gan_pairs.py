@@ -258,11 +258,11 @@ def video_pairs(
       model: the fitted morphable model (default: the default face model).
       albedo: "detailed" or "model" (see `PairClip.albedo`; the paper fine-tunes on "model").
     """
-    from talkingjax import fitting, tracking
     from talkingjax.face3d import camera as camera_lib
     from talkingjax.face3d import coeffs as coeffs_lib
     from talkingjax.face3d import default
     from talkingjax.face3d import fit as fit_lib
+    from talkingjax.video import reconstruct, tracking
 
     root = os.fspath(preprocessed)
     report_path = os.path.join(root, "reports", f"{clip_id}.json")
@@ -293,13 +293,13 @@ def video_pairs(
         lost = report.get("tracking", {}).get("lost_frame_indices", [])
         detected[[i for i in lost if i < count]] = 0
         n_albedo = count if albedo_frames is None else min(albedo_frames, count)
-        ref = fitting.reference_frame(
+        ref = reconstruct.reference_frame(
             _slice_coeffs(coeffs, slice(0, n_albedo)), detected[:n_albedo]
         )
         # The albedo is read at the fit's own resolution, where the fit is sharpest.
         frame = next(tracking.read_frames(video, start=ref, count=1))
         crop = fit_lib.apply_crop(frame, params[ref], (crop_size, crop_size)).astype(np.float32)
-        vertex_albedo = fitting.detailed_albedo(
+        vertex_albedo = reconstruct.detailed_albedo(
             model, _slice_coeffs(coeffs, ref), crop / 255.0, camera_lib.Camera().scaled(crop_size)
         )
     render, mask = render_frames(model, coeffs, size, vertex_albedo)
@@ -314,15 +314,15 @@ def portrait_pairs(faces_dir: str, size: int, model=None, split: str = "train") 
     Each portrait: MediaPipe landmarks -> 224 crop (`fit.crop_to_model`) -> `fit.fit_image`
     -> the detailed albedo of that photo -> render and real crop at `size`.
     """
-    from talkingjax import fitting
     from talkingjax.face3d import build_default, default
     from talkingjax.face3d import fit as fit_lib
+    from talkingjax.video import reconstruct
 
     model = default.load_default() if model is None else model
     portraits, _ = build_default.detect_portraits(faces_dir)
     clips = []
     for p in portraits:
-        coeffs, albedo, params = fitting.fit_portrait(model, p.image, p.points)
+        coeffs, albedo, params = reconstruct.fit_portrait(model, p.image, p.points)
         batched = jax.tree.map(lambda x: np.asarray(x)[None], coeffs)
         render, mask = render_frames(model, batched, size, albedo)
         real = fit_lib.apply_crop(

@@ -1,8 +1,8 @@
 """Talking-face videos -> per-frame 3DMM coefficients, head-motion records and quality reports.
 
-One clip (`preprocess_video`): probe the video (`talkingjax.tracking.probe_video`; it must
+One clip (`preprocess_video`): probe the video (`talkingjax.video.tracking.probe_video`; it must
 have an audio track) -> speech features of the audio track (checked against the video's
-length before anything expensive) -> `talkingjax.fitting.reconstruct_video` (track the
+length before anything expensive) -> `talkingjax.video.reconstruct.reconstruct_video` (track the
 MediaPipe face mesh, crop every frame around the face, fit the morphable model to the whole
 video) -> write, each file atomically (temporary file in the same directory + `os.replace`):
 
@@ -332,7 +332,7 @@ def preprocess_video(
       save_crops: also write `crops/<clip_id>.npz`.
       pose_sigma: Gaussian smoothing (in frames) of the record's pose; None = raw fit. The
         coefficient file always keeps the raw fit.
-      fit_config: a `fitting.VideoFitConfig` (None = its defaults).
+      fit_config: a `reconstruct.VideoFitConfig` (None = its defaults).
       max_mismatch_seconds: video and audio lengths differing more are rejected.
 
     Returns:
@@ -344,7 +344,7 @@ def preprocess_video(
         and audio of different lengths. Nothing but temporary files is written before all
         of the work succeeded, and those are removed.
     """
-    from talkingjax import fitting, tracking  # MediaPipe and the fit: only where needed
+    from talkingjax.video import reconstruct, tracking
 
     video_path = os.fspath(video_path)
     paths = clip_paths(out_root, clip_id)
@@ -370,7 +370,7 @@ def preprocess_video(
     )
     align(np.zeros((int(info.num_frames), records.POSE_DIM), np.float32))
     lap("audio")
-    rec = fitting.reconstruct_video(video_path, model, crop_size=crop_size, config=fit_config)
+    rec = reconstruct.reconstruct_video(video_path, model, crop_size=crop_size, config=fit_config)
     timings |= {k: round(v, 3) for k, v in rec.seconds.items()}  # track, crop, fit
     clock = time.perf_counter()
     fit, crops = rec.fit, rec.crops
@@ -379,7 +379,7 @@ def preprocess_video(
     detected = np.asarray(rec.track.detected, bool)
     pose = np.asarray(fit.pose, np.float32)
     if pose_sigma:
-        pose = np.asarray(fitting.smooth_pose(pose, pose_sigma), np.float32)
+        pose = np.asarray(reconstruct.smooth_pose(pose, pose_sigma), np.float32)
     pose, mfcc = align(pose)
     n = pose.shape[0]
     head_motion = n / fps >= records.MIN_CLIP_SECONDS

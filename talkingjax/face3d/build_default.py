@@ -37,10 +37,10 @@ import zipfile
 
 import numpy as np
 
-from talkingjax import tracking
 from talkingjax.errors import InputError
 from talkingjax.face3d import model as mm
 from talkingjax.face3d import topology
+from talkingjax.video import tracking
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ The peers' pose models, one module each (`from talkingjax.losses import audio2he
     pose image), Eq. 4 p002_eq4 = pose_predictor_objective (LSGAN + SSIM).
   Paper 003 (PoseGAN, `posegan.py`): Eq. 3 p003_eq3_pose / p003_eq3_motion, Eq. 4 p003_eq4
     (alpha L_pose + beta L_p-motion), Eq. 5 p003_eq5 (conditional GAN value), Eq. 6 p003_eq6.
-    Eq. 1 (Gaussian pose filter) is `talkingjax.fitting.smooth_pose`.
+    Eq. 1 (Gaussian pose filter) is `talkingjax.video.reconstruct.smooth_pose`.
   Paper 004 (Live Speech Portraits, `lsp.py`): Eq. 9 p004_eq9 = apc_l1, Eq. 11 p004_eq11 =
     gaussian_pose_nll (pose + velocity, 12-d).
 """

@@ -19,7 +19,7 @@ discriminator). Both networks are stateless (LayerNorm, no BatchNorm, no dropout
 interface, and the losses can take plain `{"params": ...}` variables without mutable state.
 
 Pose units: the paper centralises and normalises the poses (Sec. 4.3) and filters them with the
-Gaussian of Eq. 1 (`talkingjax.fitting.smooth_pose`, applied by `talkingjax.data.preprocess`).
+Gaussian of Eq. 1 (`video.reconstruct.smooth_pose`, applied by `talkingjax.data.preprocess`).
 Here both networks divide poses by `pose_scale` on the way in (and G multiplies its output by
 it), so radians / translation units of ~0.1 spread are seen as unit-scale values; use 1.0 for
 poses that are already normalised.

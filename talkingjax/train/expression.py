@@ -187,7 +187,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
 
 def train_and_evaluate(config, workdir: str) -> dict:
     """Trains (resuming if possible), then evaluates; results also go to `<workdir>/eval/`."""
-    from talkingjax import evaluate_expression
+    from talkingjax.evaluation import expression as expression_eval
 
     train(config, workdir)
-    return evaluate_expression.evaluate_workdir(workdir)
+    return expression_eval.evaluate_workdir(workdir)

@@ -272,10 +272,10 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
 def train_and_evaluate(config, workdir: str) -> dict:
     """Trains (resuming if possible), then evaluates the held-out frames of the target (or
     of the pretraining clips' test split); results also go to `<workdir>/eval/`."""
-    from talkingjax import evaluate_gan
+    from talkingjax.evaluation import gan as gan_eval
 
     train(config, workdir)
-    return evaluate_gan.evaluate_workdir(workdir)
+    return gan_eval.evaluate_workdir(workdir)
 
 
 class Refiner:

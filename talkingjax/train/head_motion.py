@@ -156,7 +156,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
 
     Returns the evaluation results (also written to `<workdir>/eval/`).
     """
-    from talkingjax import evaluate
+    from talkingjax.evaluation import head_motion as head_motion_eval
 
     train(config, workdir)
-    return evaluate.evaluate_workdir(workdir)
+    return head_motion_eval.evaluate_workdir(workdir)

@@ -260,11 +260,11 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
 
 def train_and_evaluate(config, workdir: str) -> dict:
     """Trains (resuming if possible), then scores the held-out clips with
-    `talkingjax.evaluate_pose.evaluate_workdirs` (table in `<workdir>/eval/`)."""
-    from talkingjax import evaluate_pose
+    `talkingjax.evaluation.pose_table.evaluate_workdirs` (table in `<workdir>/eval/`)."""
+    from talkingjax.evaluation import pose_table
 
     train(config, workdir)
-    return evaluate_pose.evaluate_workdirs([workdir])
+    return pose_table.evaluate_workdirs([workdir])
 
 
 def load_variables(workdir: str, step: int | None = None):

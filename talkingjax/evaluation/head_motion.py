@@ -23,8 +23,8 @@ import numpy as np
 
 from talkingjax.data import records, sampling
 from talkingjax.errors import InputError
-from talkingjax.inference import HeadMotionPredictor
 from talkingjax.metrics import pose as pose_metrics
+from talkingjax.predict.head_motion import HeadMotionPredictor
 
 METHODS = ("ours", "audio_only", "mean_pose", "random_real")
 

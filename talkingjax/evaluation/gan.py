@@ -17,8 +17,8 @@ With a self-ensemble (`eval.ensemble_shift` >= 0, `gan.Refiner`; beyond the pape
 generator is scored a second time as the mean of its mirrored and shifted passes, reported next
 to the one-pass figures (`refined_self_ensemble`) and shown as a column before the real frame.
 
-    from talkingjax import evaluate_gan
-    results = evaluate_gan.evaluate_workdir(workdir)   # also <workdir>/eval/gan_eval.json
+    from talkingjax.evaluation import gan as gan_eval
+    results = gan_eval.evaluate_workdir(workdir)   # also <workdir>/eval/gan_eval.json
 """
 
 from __future__ import annotations

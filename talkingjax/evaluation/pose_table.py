@@ -2,7 +2,7 @@
 
     python -m experiments.eval_pose --workdir=A --workdir=B ... --out=DIR
 
-Protocol (that of `talkingjax.evaluate`): for each held-out video the first
+Protocol (that of `talkingjax.evaluation.head_motion`): for each held-out video the first
 `eval.reference_seconds` of its pose are the target's "short video" (`reference_pose`); every
 method predicts the rest of the video from its audio (MFCC rows from the window start of the
 first predicted frame on) and is compared with the real pose there, frame by frame.
@@ -56,9 +56,10 @@ import os
 
 import numpy as np
 
-from talkingjax import audio, evaluate
+from talkingjax import audio
 from talkingjax.data import records
 from talkingjax.errors import InputError
+from talkingjax.evaluation import head_motion as head_motion_eval
 from talkingjax.metrics import pose as pose_metrics
 from talkingjax.metrics import pose_classifier, pose_peers
 
@@ -109,7 +110,7 @@ class Yi2022Predictor:
 
     @classmethod
     def from_workdir(cls, workdir: str, step: int | None = None) -> Yi2022Predictor:
-        from talkingjax.inference import HeadMotionPredictor
+        from talkingjax.predict.head_motion import HeadMotionPredictor
 
         return cls(HeadMotionPredictor.from_workdir(workdir, step))
 
@@ -238,7 +239,9 @@ def evaluate_predictors(predictors: list, train_clips, test_clips, eval_cfg, see
             name, k = f"{p.name} ({k})", k + 1
         names.append(name)
 
-    videos, usable, ref = evaluate.held_out_videos(test_clips, fps, eval_cfg.reference_seconds)
+    videos, usable, ref = head_motion_eval.held_out_videos(
+        test_clips, fps, eval_cfg.reference_seconds
+    )
     min_target = int(round(records.MIN_CLIP_SECONDS * fps))
     mean_pose = np.concatenate([c.pose for c in train_clips]).mean(axis=0)
 
@@ -287,7 +290,9 @@ def evaluate_predictors(predictors: list, train_clips, test_clips, eval_cfg, see
     r_stride = int(round(eval_cfg.retrieval_stride_seconds * fps))
     for name, p in zip(names, predictors, strict=True):
         if p.has_pattern:
-            rows[name]["retrieval"] = evaluate.pattern_retrieval(p, videos, r_window, r_stride)
+            rows[name]["retrieval"] = head_motion_eval.pattern_retrieval(
+                p, videos, r_window, r_stride
+            )
     return {
         "rows": {m: {c: rows[m][c] for c in COLUMNS} for m in rows},
         "columns": list(COLUMNS),

@@ -1,7 +1,9 @@
 """End-to-end generation (paper 000, Fig. 1): speech + a short video of a target -> a video of
 the target saying that speech, moving the head the way the target does.
 
-    from talkingjax import audio, pipeline
+    from talkingjax import audio
+
+    from talkingjax.generate import pipeline
     models = pipeline.Models.default()      # or Models(pose=..., expression=..., gan=...)
     target = pipeline.personalize("target.mp4", models)  # fits + pattern + fine-tunes, cached
     result = pipeline.generate(audio.load_audio("speech.wav"), target, models, "out.mp4")
@@ -16,11 +18,11 @@ Stages, each a library call the CLI (`python -m experiments.generate`) only stri
    rendering-to-realistic GAN is fine-tuned on the same frames (Sec. IV-B3), coloured with
    the model's low-frequency albedo as the paper fine-tunes.
 2. `generate`: head pose from the speech and the pattern (decoder D_m), expression from the
-   speech (the fine-tuned regressor), background matching (Sec. IV-B2, `talkingjax.background`:
+   speech (the fine-tuned regressor), background matching (Sec. IV-B2, `generate.background`:
    keyframes of the predicted pose matched to frames of the video, the background index
    interpolated between them, the pose adjusted to its background), rendering with the
    target's identity, albedo and lighting, the GAN over windows of three rendered frames,
-   paste-back into the full background frames (`talkingjax.paste`), and an mp4 with the
+   paste-back into the full background frames (`talkingjax.generate.paste`), and an mp4 with the
    speech as its audio track. Frames are made and written in chunks, so speech of any length
    (an hour and more) streams through with bounded memory.
 
@@ -43,8 +45,9 @@ from collections.abc import Callable, Iterator
 import cv2
 import numpy as np
 
-from talkingjax import audio, background, paste
+from talkingjax import audio
 from talkingjax.errors import InputError
+from talkingjax.generate import background, paste
 
 DEFAULT_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "models")
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "talkingjax")
@@ -269,8 +272,8 @@ class Target:
 
     def frames(self) -> list[np.ndarray]:
         """The target's RGB uint8 frames [H, W, 3] (a photo is one frame)."""
-        from talkingjax import tracking
         from talkingjax.face3d import build_default
+        from talkingjax.video import tracking
 
         if self.fps == 0:
             image = build_default.read_image(self.video)
@@ -331,16 +334,16 @@ def _pose_of(coeffs) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _pose_predictor(workdir: str):
     """One restored head-motion model per workdir and process (pattern and pose both use it)."""
-    from talkingjax import inference
+    from talkingjax.predict import head_motion as head_motion_predict
 
-    return inference.HeadMotionPredictor.from_workdir(workdir)
+    return head_motion_predict.HeadMotionPredictor.from_workdir(workdir)
 
 
 @functools.lru_cache(maxsize=4)
 def _expression_predictor(workdir: str):
-    from talkingjax import evaluate_expression
+    from talkingjax.evaluation import expression as expression_eval
 
-    return evaluate_expression.ExpressionPredictor.from_workdir(workdir)
+    return expression_eval.ExpressionPredictor.from_workdir(workdir)
 
 
 def motion_pattern(
@@ -460,12 +463,12 @@ def personalize_photo(photo: str, models: Models, face_model=None) -> Target:
     """
     import jax
 
-    from talkingjax import fitting
     from talkingjax.face3d import build_default, default
+    from talkingjax.video import reconstruct
 
     face_model = face_model or default.load_default()
     portrait = build_default.detect_portrait(photo)
-    coeffs, albedo, params = fitting.fit_portrait(face_model, portrait.image, portrait.points)
+    coeffs, albedo, params = reconstruct.fit_portrait(face_model, portrait.image, portrait.points)
     batched = jax.tree.map(lambda x: np.asarray(x)[None], coeffs)
     return Target(
         photo, 0.0, batched, np.asarray(params)[None], 224, _pose_of(batched), None,
@@ -574,7 +577,7 @@ class Controls:
       seed: 0 = the pattern of the whole target video; others = of a random stretch of it
         (`motion_pattern`).
       blend: weight of the background frame's angles in the final pose (`adjust_pose`).
-      paste: "poisson" or "feather" (`talkingjax.paste`).
+      paste: "poisson" or "feather" (`talkingjax.generate.paste`).
       chunk: frames rendered, refined and written at a time.
       ensemble_shift: the generator's test-time self-ensemble (`gan.Refiner`; beyond the
         paper): -1 = one pass; 0 = mean with the mirrored pass; s > 0 = mirror and shifts by

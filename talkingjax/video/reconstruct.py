@@ -34,7 +34,6 @@ import numpy as np
 import optax
 import scipy.ndimage
 
-from talkingjax import tracking
 from talkingjax.errors import InputError
 from talkingjax.face3d import build_default, topology
 from talkingjax.face3d import camera as camera_lib
@@ -43,6 +42,7 @@ from talkingjax.face3d import model as model_lib
 from talkingjax.render import face as face_render
 from talkingjax.render import rasterize as raster
 from talkingjax.render import sh
+from talkingjax.video import tracking
 
 NUM_MESH_POINTS = topology.NUM_VERTICES  # 468 MediaPipe mesh points (478 with the irises)
 

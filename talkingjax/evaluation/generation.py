@@ -19,9 +19,11 @@ import subprocess
 
 import numpy as np
 
-from talkingjax import audio, tracking
+from talkingjax import audio
 
 # MediaPipe face-mesh indices: inner lips (upper 13, lower 14), outer eye corners (33, 263).
+from talkingjax.video import tracking
+
 _LIP_UPPER, _LIP_LOWER, _EYE_RIGHT, _EYE_LEFT = 13, 14, 33, 263
 
 
@@ -80,9 +82,9 @@ def pose_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def mouth_energy_corr(model, exp: np.ndarray, wave: np.ndarray, fps: float) -> float:
     """r of the inner-lip gap of expressions [F, K] (face model, mean identity) with energy."""
-    from talkingjax import evaluate_expression
+    from talkingjax.evaluation import expression as expression_eval
 
-    opening = evaluate_expression.mouth_opening(model, exp)
+    opening = expression_eval.mouth_opening(model, exp)
     return _corr(opening, frame_energy(wave, fps, len(exp)))
 
 
