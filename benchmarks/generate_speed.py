@@ -19,9 +19,9 @@ import time
 
 import numpy as np
 
-from talkingjax import audio
+from talkingjax import audio, generation
 from talkingjax.data import default_inputs
-from talkingjax.generate import pipeline
+from talkingjax.progress import Progress
 
 
 def main():
@@ -35,10 +35,10 @@ def main():
     if not (args.video and args.speech):
         made = default_inputs.make_default_inputs(os.path.join(args.cache, "default_inputs"))
         args.video, args.speech = args.video or made["target"], args.speech or made["speech"]
-    models = pipeline.Models.with_defaults(gan=args.gan_model)
+    models = generation.Models.with_defaults(gan=args.gan_model)
     t0 = time.perf_counter()
-    progress = pipeline.Progress(quiet=True)
-    target = pipeline.personalize(args.video, models, args.cache, progress=progress)
+    progress = Progress(quiet=True)
+    target = generation.personalize(args.video, models, args.cache, progress=progress)
     personalize_s = time.perf_counter() - t0
     wave = audio.load_audio(args.speech)
     n = int(args.seconds * audio.SAMPLE_RATE)
@@ -46,13 +46,13 @@ def main():
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(2):
-            stages = pipeline.Progress(quiet=True)
+            stages = Progress(quiet=True)
             t = time.perf_counter()
-            result = pipeline.generate(
+            result = generation.generate(
                 wave, target, models, os.path.join(tmp, f"{i}.mp4"), progress=stages
             )
             total = time.perf_counter() - t
-            frame_stage = stages.times["render, refine, paste, write"]
+            frame_stage = stages.times[generation.compose.FRAMES_STAGE]
             runs.append(
                 {
                     "seconds": round(total, 2),
@@ -67,7 +67,7 @@ def main():
             {
                 "video": args.video,
                 "speech_seconds": args.seconds,
-                "gan_size": int(pipeline.gan_size(target.gan)),
+                "gan_size": int(generation.gan_size(target.gan)),
                 "personalize_seconds": round(personalize_s, 1),
                 "personalize_stages": {k: round(v, 1) for k, v in progress.times.items()},
                 "first_run_with_compile": runs[0],

@@ -131,7 +131,12 @@ def main():
     for name in args.models.split(","):
         out[name] = bench_model(name, args.size, batches, args.repeats)
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    out["reference"] = {"llvmpipe_70k_tris_224_fps": 89, "target_fwd_fps": 30, "max_bwd_ratio": 3}
+    out["quoted_reference"] = {  # not measured by this run
+        "source": "issue: Mesa llvmpipe on this machine kind; targets of the issue",
+        "llvmpipe_70k_tris_224_fps": 89,
+        "target_fwd_fps": 30,
+        "max_bwd_ratio": 3,
+    }
     print(json.dumps(out, indent=1))
 
 

@@ -61,7 +61,7 @@ def main():
         "frames_per_s_warm": n / (rec.seconds["track"] + rec.seconds["crop"] + warm),
         "landmark_rmse_px_mean": report["landmark_rmse_px_mean"],
         "landmark_rmse_px_max": report["landmark_rmse_px_max"],
-        "target_seconds": 60,
+        "quoted_target": {"source": "issue", "seconds_for_300_frames": 60},  # not measured
     }
     print(json.dumps(out, indent=1))
 

@@ -11,6 +11,7 @@ import sys
 
 from absl import app, flags, logging
 
+from talkingjax import console
 from talkingjax.errors import InputError
 
 
@@ -24,6 +25,7 @@ def run(main) -> None:
         _fail(f"bad flag: {str(err).splitlines()[0]}")
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+        console.drop_absl_notices()  # and warns at every read-only restore
     try:
         app.run(lambda _: main(argv), argv=argv)
     except (InputError, FloatingPointError) as err:  # bad input, or a diverged run

@@ -16,16 +16,16 @@ import os
 from absl import flags
 
 from experiments import cli
-from talkingjax import audio
+from talkingjax import audio, generation
 from talkingjax.evaluation import generation as generation_eval
 from talkingjax.face3d import default
-from talkingjax.generate import pipeline
+from talkingjax.progress import Progress
 
 _AUDIO = flags.DEFINE_string("audio", None, "Speech.", required=True)
 _VIDEO = flags.DEFINE_string("video", None, "The target video.", required=True)
 _STYLE = flags.DEFINE_string("style_video", None, "A video of another motion pattern.")
 _OUT = flags.DEFINE_string("out_dir", None, "Directory for the videos and JSON.", required=True)
-_CACHE = flags.DEFINE_string("cache", pipeline.DEFAULT_CACHE, "Personalisation cache.")
+_CACHE = flags.DEFINE_string("cache", generation.DEFAULT_CACHE, "Personalisation cache.")
 _POSE_MODEL = flags.DEFINE_string("pose_model", None, "A train_pose workdir.")
 _EXPR_MODEL = flags.DEFINE_string("expression_model", None, "A train_expression workdir.")
 _GAN_MODEL = flags.DEFINE_string("gan_model", None, "A pretrained train_gan workdir.")
@@ -36,11 +36,11 @@ def main(argv):
     del argv
     os.makedirs(_OUT.value, exist_ok=True)
     wave = audio.load_audio(_AUDIO.value)
-    models = pipeline.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
-    progress = pipeline.Progress()
-    options = pipeline.TuneOptions(gan_steps=_GAN_STEPS.value)
-    target = pipeline.personalize(_VIDEO.value, models, _CACHE.value, options, progress)
-    own = pipeline.generate(
+    models = generation.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
+    progress = Progress()
+    options = generation.TuneOptions(gan_steps=_GAN_STEPS.value)
+    target = generation.personalize(_VIDEO.value, models, _CACHE.value, options, progress)
+    own = generation.generate(
         wave, target, models, os.path.join(_OUT.value, "own.mp4"), progress=progress,
         side_by_side=os.path.join(_OUT.value, "own_side.mp4"),
     )  # fmt: skip
@@ -57,10 +57,10 @@ def main(argv):
         "seconds": {k: round(v, 1) for k, v in own.seconds.items()},
     }
     if _STYLE.value:
-        pattern = pipeline.pattern_of_video(_STYLE.value, models, _CACHE.value)
-        style = pipeline.generate(
+        pattern = generation.pattern_of_video(_STYLE.value, models, _CACHE.value)
+        style = generation.generate(
             wave, target, models, os.path.join(_OUT.value, "style.mp4"),
-            pipeline.Controls(pattern=pattern),
+            generation.Controls(pattern=pattern),
         )  # fmt: skip
         report["style_video"] = _STYLE.value
         report["predicted_pose_difference_deg"] = generation_eval.pose_difference(

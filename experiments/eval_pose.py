@@ -7,7 +7,7 @@ One paper-000 workdir (and no --out): as before, writes <workdir>/eval/metrics.m
 metrics.json and pose_curves.png, and in addition the comparison table pose_table.md /
 pose_table.json there. Several workdirs (paper 000 and/or peers, trained on the same data):
 the one table for all of them goes to --out (default: the first workdir's eval/).
-Metrics: see talkingjax/pose_table.py.
+Metrics: see talkingjax/evaluation/pose_table.py.
 """
 
 from absl import flags

@@ -35,10 +35,10 @@ _VIDEOS = flags.DEFINE_string("videos", None, "Optional directory of videos (mid
 
 def video_middle_frames(videos_dir: str, out_dir: str) -> list[str]:
     """Writes the middle frame of every video in `videos_dir` as `<name>.png` into `out_dir`."""
-    from talkingjax.face3d import build_default
+    from talkingjax.face3d import images
 
     names = []
-    for path in build_default.list_files(videos_dir, build_default.VIDEO_EXTENSIONS, "videos"):
+    for path in images.list_files(videos_dir, images.VIDEO_EXTENSIONS, "videos"):
         cap = cv2.VideoCapture(path)
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         cap.set(cv2.CAP_PROP_POS_FRAMES, max(count // 2, 0))
@@ -54,9 +54,9 @@ def video_middle_frames(videos_dir: str, out_dir: str) -> list[str]:
 
 def fit_portraits(faces_dir: str, num: int, names=()) -> tuple[list[np.ndarray], list[dict]]:
     """Fits the default model to portraits; returns per-face image rows and metrics."""
-    from talkingjax.face3d import build_default  # MediaPipe is only needed here
+    from talkingjax.face3d import images  # MediaPipe is only needed here
 
-    portraits, _ = build_default.detect_portraits(faces_dir)
+    portraits, _ = images.detect_portraits(faces_dir)
     if names:
         portraits = [p for p in portraits if p.name in set(names)]
     portraits = portraits[:num]

@@ -1,5 +1,6 @@
 """Speech + a short video of a target -> a video of the target saying it, with the target's
-own head motion (paper 000, Fig. 1). The library call behind it is `talkingjax.generate.pipeline`.
+own head motion (paper 000, Fig. 1). The library calls behind it are `talkingjax.generation`'s
+`personalize` and `generate`.
 
   python -m experiments.generate --audio=SPEECH.wav --video=TARGET.mp4 --out=OUT.mp4
   python -m experiments.generate --default --out=runs/default/talking.mp4   # embedded default
@@ -22,9 +23,11 @@ import numpy as np
 from absl import flags
 
 from experiments import cli
-from talkingjax import audio, visualize
+from talkingjax import audio, generation, visualize
+from talkingjax.data import default_inputs
 from talkingjax.errors import InputError
-from talkingjax.generate import pipeline
+from talkingjax.generation import paste
+from talkingjax.progress import Progress
 
 _AUDIO = flags.DEFINE_string("audio", None, "Speech (wav/flac/mp3, or a video's audio).")
 _VIDEO = flags.DEFINE_string("video", None, "The target's 10-15 s talking video.")
@@ -43,14 +46,14 @@ _SEED = flags.DEFINE_integer(
     "seed", 0, "0: the pattern of the whole target video; other: of a random stretch of it."
 )
 _BLEND = flags.DEFINE_float("blend", 1.0, "Weight of the background frame's head angles.")
-_PASTE = flags.DEFINE_enum("paste", "poisson", pipeline.paste.MODES, "Paste-back blending.")
+_PASTE = flags.DEFINE_enum("paste", "poisson", paste.MODES, "Paste-back blending.")
 _ENSEMBLE = flags.DEFINE_integer(
     "gan_ensemble_shift",
     -1,
     "GAN test-time self-ensemble: -1 off, 0 mirror, s > 0 mirror + shifts by s px (18 passes).",
 )
 _SIDE = flags.DEFINE_bool("side_by_side", True, "Also write OUT_side.mp4 (target | output).")
-_CACHE = flags.DEFINE_string("cache", pipeline.DEFAULT_CACHE, "Personalisation cache.")
+_CACHE = flags.DEFINE_string("cache", generation.DEFAULT_CACHE, "Personalisation cache.")
 _POSE_MODEL = flags.DEFINE_string("pose_model", None, "A train_pose workdir.")
 _EXPR_MODEL = flags.DEFINE_string("expression_model", None, "A train_expression workdir.")
 _GAN_MODEL = flags.DEFINE_string("gan_model", None, "A pretrained train_gan workdir.")
@@ -67,8 +70,6 @@ def _inputs() -> tuple[str, str | None, str | None]:
     if _DEFAULT.value:
         if _AUDIO.value or _VIDEO.value or _IMAGE.value:
             raise InputError("--default makes its own inputs; drop --audio/--video/--image")
-        from talkingjax.data import default_inputs
-
         folder = os.path.join(os.path.dirname(os.path.abspath(_OUT.value)), "inputs")
         made = default_inputs.make_default_inputs(folder)
         return made["speech"], made["target"], None
@@ -89,8 +90,8 @@ def main(argv):
     stem = out[: -len(".mp4")]
     side = stem + "_side.mp4" if _SIDE.value else None
     for path in filter(None, (out, side)):
-        pipeline.check_output(path)
-    controls = pipeline.Controls(
+        generation.check_output(path)
+    controls = generation.Controls(
         pose_scale=_SCALE.value,
         still=_STILL.value,
         seed=_SEED.value,
@@ -98,22 +99,22 @@ def main(argv):
         paste=_PASTE.value,
         ensemble_shift=_ENSEMBLE.value,
     )
-    pipeline.check_controls(controls)  # before any fitting
+    generation.check_controls(controls)  # before any fitting
     speech, video, image = _inputs()
     wave = audio.load_audio(speech)  # fails early, before any fitting, on bad speech
-    models = pipeline.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
-    progress = pipeline.Progress(quiet=_QUIET.value)
-    options = pipeline.TuneOptions(_TUNE_FRAMES.value, _EXPR_STEPS.value, _GAN_STEPS.value)
+    models = generation.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
+    progress = Progress(quiet=_QUIET.value)
+    options = generation.TuneOptions(_TUNE_FRAMES.value, _EXPR_STEPS.value, _GAN_STEPS.value)
     if image:
         with progress.stage("fit photo"):
-            target = pipeline.personalize_photo(image, models)
+            target = generation.personalize_photo(image, models)
     else:
-        target = pipeline.personalize(video, models, _CACHE.value, options, progress)
+        target = generation.personalize(video, models, _CACHE.value, options, progress)
     if _STYLE.value:
         with progress.stage("motion pattern of --pose-style-from"):
-            pattern = pipeline.pattern_of_video(_STYLE.value, models, _CACHE.value)
+            pattern = generation.pattern_of_video(_STYLE.value, models, _CACHE.value)
         controls = dataclasses.replace(controls, pattern=pattern)
-    result = pipeline.generate(
+    result = generation.generate(
         wave, target, models, out, controls, progress, side_by_side=side
     )  # fmt: skip
     plot = stem + "_pose.png"

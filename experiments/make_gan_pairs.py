@@ -12,6 +12,7 @@ Several sources can go into one directory (runs add clips; a clip made again is 
 """
 
 import json
+import os
 import time
 
 from absl import flags
@@ -41,8 +42,6 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic pairs.")
 
 
 def _preprocessed_ids(root: str) -> list[str]:
-    import os
-
     reports = os.path.join(root, "reports")
     if not os.path.isdir(reports):
         raise InputError(f"{root} is not a preprocess output directory (no reports/)")

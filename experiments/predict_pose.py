@@ -15,7 +15,7 @@ from absl import flags
 
 from experiments import cli
 from talkingjax import audio
-from talkingjax.data import records
+from talkingjax.data import coeff257
 from talkingjax.predict.head_motion import HeadMotionPredictor
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained train_pose workdir.", required=True)
@@ -30,7 +30,7 @@ def main(argv):
     del argv
     # All inputs are read and checked before the model is loaded or anything is written.
     wave = audio.load_audio(_AUDIO.value)
-    pose, ref_fps = records.load_pose_file(_REFERENCE.value, _REFERENCE_FPS.value)
+    pose, ref_fps = coeff257.load_pose_file(_REFERENCE.value, _REFERENCE_FPS.value)
     predictor = HeadMotionPredictor.from_workdir(_WORKDIR.value)
     pattern = predictor.encode_pattern(pose, ref_fps)
     out = predictor.predict_pose(wave, pattern, fps=_FPS.value)

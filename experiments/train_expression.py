@@ -4,21 +4,21 @@
       --workdir=/tmp/expr [--config.finetune.root=DATA --config.finetune.clip_id=ID]
 
 Rerunning the same command resumes from the latest checkpoint in the workdir.
+`train_and_evaluate(config, workdir)` is the same without flag parsing.
 """
 
 from absl import flags
 from ml_collections import config_flags
 
 from experiments import cli
+from talkingjax.evaluation import expression as expression_eval
 from talkingjax.train import expression
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/configs/expression.py", "Config file, optionally with :variant."
-)
-_WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Directory for checkpoints, metrics and eval.", required=True
-)
-_EVAL = flags.DEFINE_bool("eval", True, "Evaluate after training.")
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains (resuming if possible), then evaluates; results also go to `<workdir>/eval/`."""
+    expression.train(config, workdir)
+    return expression_eval.evaluate_workdir(workdir)
 
 
 def main(argv):
@@ -26,7 +26,7 @@ def main(argv):
     if not _EVAL.value:
         expression.train(_CONFIG.value, _WORKDIR.value)
         return
-    results = expression.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    results = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
     for name, r in results.items():
         ours, mean = r["ours"], r["mean_expression"]
         print(
@@ -36,4 +36,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Defined only when run as a program, so `train_and_evaluate` can be imported next to
+    # other experiments (absl refuses a flag defined twice in one process).
+    _CONFIG = config_flags.DEFINE_config_file(
+        "config", "experiments/configs/expression.py", "Config file, optionally with :variant."
+    )
+    _WORKDIR = flags.DEFINE_string(
+        "workdir", None, "Directory for checkpoints, metrics and eval.", required=True
+    )
+    _EVAL = flags.DEFINE_bool("eval", True, "Evaluate after training.")
     cli.run(main)

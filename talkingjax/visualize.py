@@ -1,7 +1,9 @@
-"""Pictures for inspecting a reconstruction: overlay grids, overlay videos and pose curves.
+"""Images, videos and plots the programs write: fit overlays (`render_fit`, `overlay_rows`),
+PNGs, mp4s with a speech track (`VideoWriter` streams the frames of `talkingjax.generation` and
+of the default inputs; `write_video`), and head-pose curves (`plot_pose`).
 
 All functions take NumPy arrays and write files atomically (temp file + rename), so an
-interrupted run never leaves a truncated figure behind.
+interrupted run never leaves a truncated figure or video behind.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""Tests of talkingjax.generate.background against hand-computed cases and NumPy/SciPy."""
+"""Tests of talkingjax.generation.background against hand-computed cases and NumPy/SciPy."""
 
 import numpy as np
 import pytest
 import scipy.signal
 
 from talkingjax.errors import InputError
-from talkingjax.generate import background as bg
+from talkingjax.generation import background as bg
 
 # ----------------------------------------------------------------------------- references
 

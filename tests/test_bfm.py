@@ -225,25 +225,32 @@ def test_failed_conversion_writes_nothing(tmp_path):
         bfm.convert_bfm(_write(tmp_path / "good.mat", _bfm_fields()[0]), tmp_path / "no/out.npz")
 
 
-def test_cli_converts_and_reports_errors_in_one_line(bfm_file, tmp_path, capsys):
-    path, *_ = bfm_file
-    out = tmp_path / "m.npz"
-    assert bfm.main([str(path), str(out)]) == 0
-    assert "36 vertices, 50 triangles" in capsys.readouterr().out
-    assert face_model.load(str(out)).num_vertices == 36
-    assert bfm.main([str(tmp_path / "missing.mat"), str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: BFM file not found") and err.count("\n") == 1
-
-
-def test_cli_module_entry_point(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "talkingjax.face3d.bfm", str(tmp_path / "x.mat"), "o.npz"],
+def _convert_bfm(src, out):
+    """`python -m experiments.convert_bfm` in a subprocess (the command line lives there)."""
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.convert_bfm", f"--src={src}", f"--out={out}"],
         capture_output=True,
         text=True,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
         timeout=120,
     )
+
+
+def test_cli_converts_and_reports_errors_in_one_line(bfm_file, tmp_path):
+    path, *_ = bfm_file
+    out = tmp_path / "m.npz"
+    proc = _convert_bfm(path, out)
+    assert proc.returncode == 0
+    assert "36 vertices, 50 triangles" in proc.stdout
+    assert face_model.load(str(out)).num_vertices == 36
+    proc = _convert_bfm(tmp_path / "missing.mat", out)
+    assert proc.returncode == 2
+    err = proc.stderr
+    assert err.startswith("error: BFM file not found") and err.count("\n") == 1
+
+
+def test_cli_module_entry_point(tmp_path):
+    proc = _convert_bfm(tmp_path / "x.mat", "o.npz")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"error: BFM file not found: {tmp_path / 'x.mat'}"]
 

@@ -1,7 +1,8 @@
 """The one head-pose table (talkingjax.evaluation.pose_table) on a tiny synthetic corpus.
 
 A tiny paper-000 workdir (a few training steps) and fake predictors of the predictor
-protocol; the peers' module is faked in `sys.modules`, so these tests do not depend on it.
+protocol; the peers' predictor is faked in `predict.peers.PREDICTORS`, so these tests do not
+depend on it.
 """
 
 import json
@@ -9,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
@@ -18,10 +18,11 @@ from experiments.configs import pose as pose_config
 from talkingjax.data import sampling, synthetic
 from talkingjax.errors import InputError
 from talkingjax.evaluation import pose_table
+from talkingjax.predict import peers as peer_predict
 from talkingjax.train import checkpoint, head_motion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = (pose_table.YI2022_NAME, pose_table.REAL, pose_table.MEAN, pose_table.RANDOM)
+ROWS = (peer_predict.YI2022_NAME, pose_table.REAL, pose_table.MEAN, pose_table.RANDOM)
 
 
 def _tiny_config(root):
@@ -98,7 +99,7 @@ class Still:
 def table(trained):
     config = checkpoint.load_workdir_config(trained)
     train, test = head_motion.load_data(config, trained)
-    predictors = [pose_table.load_predictor(trained), Oracle(test)]
+    predictors = [peer_predict.load_predictor(trained), Oracle(test)]
     return pose_table.evaluate_predictors(predictors, train, test, config.eval, seed=0)
 
 
@@ -150,9 +151,7 @@ def test_workdirs_with_a_peer_write_one_table(trained, tmp_path, monkeypatch):
     config = checkpoint.load_workdir_config(trained)
     config.trainer = "peers"
     (peer / "config.json").write_text(config.to_json())
-    monkeypatch.setitem(
-        sys.modules, "talkingjax.train.peers", types.SimpleNamespace(PeerPredictor=Still)
-    )
+    monkeypatch.setitem(peer_predict.PREDICTORS, "peers", Still)
     out = tmp_path / "out"
     results = pose_table.evaluate_workdirs([trained, str(peer)], str(out))
     assert list(results["rows"]) == [ROWS[0], "still", *ROWS[1:]]

@@ -6,6 +6,8 @@ MediaPipe mesh vertices.
 """
 
 import os
+import subprocess
+import sys
 import zipfile
 
 import cv2
@@ -15,7 +17,7 @@ import pytest
 
 from talkingjax.errors import InputError
 from talkingjax.face3d import build_default as bd
-from talkingjax.face3d import default, topology
+from talkingjax.face3d import default, images, topology
 from talkingjax.face3d import model as mm
 
 NV = topology.NUM_VERTICES
@@ -222,12 +224,12 @@ def test_sample_bilinear_and_frame():
     cols, rows = np.meshgrid(np.arange(w), np.arange(h))
     image = np.stack([cols * 2.0 + rows, rows * 1.0], -1)
     u, v = np.array([0.5, 3.25, 7.5]), np.array([0.5, 2.75, 5.5])  # pixel-centre convention
-    vals, inside = bd.sample_bilinear(image, u, v)
+    vals, inside = images.sample_bilinear(image, u, v)
     np.testing.assert_allclose(vals[:, 0], (u - 0.5) * 2 + (v - 0.5))
     np.testing.assert_allclose(vals[:, 1], v - 0.5)
     assert inside.all()
-    assert not bd.sample_bilinear(image, np.array([-2.0]), np.array([1.0]))[1][0]
-    p = bd.to_model_frame(np.array([[0.25, 0.5, -0.1]]), width=200, height=100)
+    assert not images.sample_bilinear(image, np.array([-2.0]), np.array([1.0]))[1][0]
+    p = images.to_model_frame(np.array([[0.25, 0.5, -0.1]]), width=200, height=100)
     np.testing.assert_allclose(p, [[50.0, -50.0, 20.0]])
 
 
@@ -311,7 +313,7 @@ def _synthetic_inputs(shipped, n_portraits=6, n_videos=2, frames=10, seed=8):
         image = np.stack([0.6 + 0.2 * xx, 0.45 + 0.1 * yy, 0.4 + 0.05 * xx * yy], -1)
         image = np.clip(image + 0.02 * rng.normal(size=image.shape), 0, 1).astype(np.float32)
         points = to_pixels(face(id_c, np.zeros(kexp)), size)
-        portraits.append(bd.Portrait(f"p{i}.png", image, points))
+        portraits.append(images.Portrait(f"p{i}.png", image, points))
     videos = []
     for _ in range(n_videos):
         id_c = rng.normal(size=kid)
@@ -380,25 +382,33 @@ def test_build_model_rejects_too_few_inputs(synthetic_build):
         bd.build_model(portraits, [], SMALL)
 
 
-def test_bad_input_directories(tmp_path, capsys):
+def test_bad_input_directories(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputError, match="no face images"):
-        bd.detect_portraits(str(empty))
+        images.detect_portraits(str(empty))
     with pytest.raises(InputError, match="not found"):
-        bd.detect_portraits(str(tmp_path / "missing"))
+        images.detect_portraits(str(tmp_path / "missing"))
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "a.jpg").write_bytes(b"not an image")
     with pytest.raises(InputError, match="cannot read image"):
-        bd.detect_portraits(str(broken))
+        images.detect_portraits(str(broken))
     blank = tmp_path / "blank"
     blank.mkdir()
     cv2.imwrite(str(blank / "gray.png"), np.full((64, 64, 3), 128, np.uint8))
     with pytest.raises(InputError, match="no face found in any"):
-        bd.detect_portraits(str(blank))
-    assert bd.main(["--faces", str(empty), "--videos", str(empty)]) == 2
-    assert capsys.readouterr().err.startswith("error: no videos")
+        images.detect_portraits(str(blank))
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.build_default_face"]
+        + [f"--faces={empty}", f"--videos={empty}"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: no videos")
 
 
 # ---------------------------------------------------------------------------------------------

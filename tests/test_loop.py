@@ -1,12 +1,20 @@
-"""train.loop pieces every trainer shares: the optimizer with frozen parameter groups."""
+"""train.loop pieces every trainer shares: the optimizer with frozen parameter groups, the
+averaged parameters, the checkpoints kept and the metrics file across a resume."""
+
+import io
+import json
+import os
+import shutil
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 import pytest
 
 from talkingjax.train import loop, parallel
+from talkingjax.train.metric_writer import MetricWriter
 
 
 def _params():
@@ -67,3 +75,47 @@ def test_avg_params_is_the_mean_of_the_iterates_from_average_start():
     for i in (2, 3, 4):
         np.testing.assert_allclose(avgs[i], np.mean(iterates[2 : i + 1], axis=0), rtol=1e-5)
     assert not np.allclose(avgs[4], iterates[4])
+
+
+def _quadratic_run(workdir, steps, keep=3, stop_after=None):
+    """`run_phases` on the quadratic above: one phase, a checkpoint every step."""
+    config = ml_collections.ConfigDict(
+        {"loss": {}, "train": {"batch_size": 8, "log_every": 1, "keep_checkpoints": keep,
+                               "checkpoint_every": 1}}
+    )  # fmt: skip
+    opt = loop.make_optimizer(0.1)
+    sample = lambda step, n: {"x": np.full((n, 3), float(step), np.float32)}  # noqa: E731
+    phases = [loop.Phase("p", steps, _quadratic, opt, sample)]
+    state = loop.init_state({"params": {"w": jnp.zeros(3)}}, opt)
+    return loop.run_phases(str(workdir), config, None, phases, state, stop_after=stop_after)
+
+
+def _logged_steps(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return [json.loads(line)["step"] for line in f]
+
+
+def test_checkpoints_keep_the_newest_n(tmp_path):
+    _quadratic_run(tmp_path, 5, keep=2)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["4", "5"]
+
+
+def test_resume_drops_the_metrics_logged_after_its_checkpoint(tmp_path):
+    _quadratic_run(tmp_path, 5, stop_after=3)
+    # A run killed after logging steps 3 and 4 (one line cut short) but saving only step 2.
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"step": 4, "phase": "p", "loss": 1.0}) + "\n" + '{"step": 5, "lo')
+    shutil.rmtree(tmp_path / "checkpoints" / "3")
+    _quadratic_run(tmp_path, 5)
+    assert _logged_steps(tmp_path) == [1, 2, 3, 4, 5]
+    assert sorted(os.listdir(tmp_path)) == ["checkpoints", "metrics.jsonl"]
+
+
+def test_metric_writer_writes_only_on_process_zero(tmp_path, monkeypatch):
+    stream = io.StringIO()
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    MetricWriter(str(tmp_path), 2, stream).write(1, {"loss": 0.5})
+    assert not os.listdir(tmp_path) and stream.getvalue() == ""
+    monkeypatch.setattr(jax, "process_index", lambda: 0)
+    MetricWriter(str(tmp_path), 2, stream).write(1, {"loss": 0.5})
+    assert _logged_steps(tmp_path) == [1] and stream.getvalue().startswith("step 1/2 ")

@@ -9,7 +9,7 @@ from talkingjax import visualize
 from talkingjax.errors import InputError
 from talkingjax.evaluation import generation as generation_eval
 from talkingjax.face3d import fit as fit_lib
-from talkingjax.generate import paste
+from talkingjax.generation import paste
 
 
 def _frame(h=120, w=160, seed=0):

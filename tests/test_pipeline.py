@@ -1,4 +1,4 @@
-"""End-to-end generation (talkingjax.generate, experiments.generate) with the shipped models on
+"""End-to-end generation (talkingjax.generation, experiments.generate) with the shipped models on
 a target video the project renders itself: the output video, the personalisation cache, the
 controls, the photo mode, streaming in pieces, and bad input.
 """
@@ -10,17 +10,17 @@ import sys
 import numpy as np
 import pytest
 
-from talkingjax import audio, visualize
+from talkingjax import audio, generation, visualize
 from talkingjax.data import default_inputs
 from talkingjax.errors import InputError
 from talkingjax.evaluation import generation as generation_eval
-from talkingjax.generate import pipeline
+from talkingjax.generation import motion
 from talkingjax.video import tracking
 from tests import testdata
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 25.0
-TUNE = pipeline.TuneOptions(frames=40, expression_steps=2, gan_steps=2)
+TUNE = generation.TuneOptions(frames=40, expression_steps=2, gan_steps=2)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +33,8 @@ def target_video(tmp_path_factory):
 @pytest.fixture(scope="module")
 def personalized(target_video, tmp_path_factory):
     cache = str(tmp_path_factory.mktemp("cache"))
-    models = pipeline.Models.default()
-    target = pipeline.personalize(target_video[0], models, cache, TUNE)
+    models = generation.Models.default()
+    target = generation.personalize(target_video[0], models, cache, TUNE)
     return models, target, cache
 
 
@@ -49,7 +49,7 @@ def test_generate_writes_the_speech_length_video_over_matched_backgrounds(
     assert np.median(err) < 3.0
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 3.0))
     out, side = str(tmp_path / "out.mp4"), str(tmp_path / "side.mp4")
-    result = pipeline.generate(wave, target, models, out, side_by_side=side)
+    result = generation.generate(wave, target, models, out, side_by_side=side)
     frames = audio.num_video_frames(3.0, FPS)
     assert result.num_frames == frames == 75
     streams = generation_eval.streams(out)
@@ -79,24 +79,24 @@ def test_personalisation_is_cached_by_video_content(personalized, target_video, 
 
     for module, name in ((preprocess, "preprocess_video"), (expression, "train"), (gan, "train")):
         monkeypatch.setattr(module, name, fail)
-    again = pipeline.personalize(target_video[0], models, cache, TUNE)
+    again = generation.personalize(target_video[0], models, cache, TUNE)
     assert (again.gan, again.expression) == (target.gan, target.expression)
     np.testing.assert_array_equal(again.pattern, target.pattern)
     # Other tuning options are another personalisation (and would train).
     with pytest.raises(AssertionError, match="recomputed"):
-        pipeline.personalize(target_video[0], models, cache, pipeline.TuneOptions(40, 3, 2))
+        generation.personalize(target_video[0], models, cache, generation.TuneOptions(40, 3, 2))
 
 
 def test_controls_change_the_motion(personalized, tmp_path):
     models, target, _ = personalized
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 6.0, seed=2))
     frames = audio.num_video_frames(6.0, FPS)
-    still = pipeline.plan_motion(target, np.zeros((frames, 6)), pipeline.Controls(still=True))
+    still = generation.plan_motion(target, np.zeros((frames, 6)), generation.Controls(still=True))
     assert len(set(still.indices.tolist())) == 1
-    base = pipeline.predict_pose(models, wave, target.pattern, FPS, frames)
-    other = pipeline.motion_pattern(models, target.pose, FPS, seed=5)
+    base = generation.predict_pose(models, wave, target.pattern, FPS, frames)
+    other = generation.motion_pattern(models, target.pose, FPS, seed=5)
     assert not np.allclose(other, target.pattern)
-    moved = pipeline.predict_pose(models, wave, other, FPS, frames)
+    moved = generation.predict_pose(models, wave, other, FPS, frames)
     assert np.abs(moved - base).mean() > 1e-4
     assert base.shape == (frames, 6) and np.isfinite(base).all()
 
@@ -104,19 +104,19 @@ def test_controls_change_the_motion(personalized, tmp_path):
 def test_predictions_stream_in_cross_faded_pieces(personalized, monkeypatch):
     # _stitch reassembles pieces exactly when they agree, and fades where they do not.
     truth = np.sin(np.arange(400) / 9.0)[:, None]
-    monkeypatch.setattr(pipeline, "_PIECE_SECONDS", 4.0)
-    monkeypatch.setattr(pipeline, "_OVERLAP_SECONDS", 1.0)
-    pieces = list(pipeline._pieces(400, FPS))
+    monkeypatch.setattr(motion, "_PIECE_SECONDS", 4.0)
+    monkeypatch.setattr(motion, "_OVERLAP_SECONDS", 1.0)
+    pieces = list(motion._pieces(400, FPS))
     assert pieces == [(0, 100), (75, 175), (150, 250), (225, 325), (300, 400)]
-    np.testing.assert_allclose(pipeline._stitch(400, FPS, lambda a, b: truth[a:b]), truth)
-    offset = pipeline._stitch(400, FPS, lambda a, b: truth[a:b] + a / 100)
+    np.testing.assert_allclose(motion._stitch(400, FPS, lambda a, b: truth[a:b]), truth)
+    offset = motion._stitch(400, FPS, lambda a, b: truth[a:b] + a / 100)
     assert np.abs(np.diff(offset[:, 0])).max() < 0.2  # no jump at the piece boundaries
     # Long speech: the pose and expression predictions come in pieces of the right length.
     models, target, _ = personalized
     wave = 0.1 * np.sin(np.arange(int(11.3 * 16000)) / 7.0).astype(np.float32)
     frames = audio.num_video_frames(11.3, FPS)
-    assert pipeline.predict_pose(models, wave, target.pattern, FPS, frames).shape == (frames, 6)
-    exp = pipeline.predict_expression(target.expression, wave, FPS, frames)
+    assert generation.predict_pose(models, wave, target.pattern, FPS, frames).shape == (frames, 6)
+    exp = generation.predict_expression(target.expression, wave, FPS, frames)
     assert exp.shape == (frames, target.coeffs.exp.shape[-1]) and np.isfinite(exp).all()
 
 
@@ -125,16 +125,18 @@ def test_photo_mode_keeps_the_photo_pose(target_video, tmp_path):
 
     photo = str(tmp_path / "photo.png")
     cv2.imwrite(photo, target_video[1].frames[0][..., ::-1])
-    models = pipeline.Models.default()
-    target = pipeline.personalize_photo(photo, models)
+    models = generation.Models.default()
+    target = generation.personalize_photo(photo, models)
     assert target.pattern is None and target.num_frames == 1
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
-    result = pipeline.generate(wave, target, models, str(tmp_path / "out.mp4"))
+    result = generation.generate(wave, target, models, str(tmp_path / "out.mp4"))
     assert result.num_frames == 30 and (result.background == 0).all()
     assert np.ptp(result.pose, axis=0).max() == 0
     # The GAN's self-ensemble (mirror) reaches the refiner: other pixels, same motion.
     mirrored = str(tmp_path / "mirrored.mp4")
-    again = pipeline.generate(wave, target, models, mirrored, pipeline.Controls(ensemble_shift=0))
+    again = generation.generate(
+        wave, target, models, mirrored, generation.Controls(ensemble_shift=0)
+    )
     np.testing.assert_array_equal(again.pose, result.pose)
     one, two = (np.stack(list(tracking.read_frames(p))) for p in (result.path, mirrored))
     assert one.shape == two.shape and not np.array_equal(one, two)
@@ -145,7 +147,7 @@ def test_bad_inputs_are_named_and_leave_nothing(personalized, tmp_path):
     text = tmp_path / "not_a_video.mp4"
     text.write_text("hello")
     with pytest.raises(InputError):
-        pipeline.personalize(str(text), models, cache, TUNE)
+        generation.personalize(str(text), models, cache, TUNE)
     # A readable talking video without a face: named, and nothing is cached for it.
     faceless = str(tmp_path / "faceless.mp4")
     rng = np.random.default_rng(0)
@@ -153,17 +155,17 @@ def test_bad_inputs_are_named_and_leave_nothing(personalized, tmp_path):
     noise = 0.1 * rng.standard_normal(5 * 16000).astype(np.float32)
     visualize.write_video(faceless, np.repeat(frames, 25, 0), FPS, audio=noise)
     with pytest.raises(InputError, match="face"):
-        pipeline.personalize(faceless, models, cache, TUNE)
+        generation.personalize(faceless, models, cache, TUNE)
     os.remove(faceless)
     assert not any(".tmp" in n for r, ds, fs in os.walk(cache) for n in ds + fs)
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
     with pytest.raises(InputError, match="does not exist"):
-        pipeline.generate(wave, target, models, str(tmp_path / "no" / "out.mp4"))
+        generation.generate(wave, target, models, str(tmp_path / "no" / "out.mp4"))
     with pytest.raises(InputError, match="silent"):
-        pipeline.generate(np.zeros(32000, np.float32), target, models, str(tmp_path / "o.mp4"))
+        generation.generate(np.zeros(32000, np.float32), target, models, str(tmp_path / "o.mp4"))
     with pytest.raises(InputError, match="pose scale"):
-        controls = pipeline.Controls(pose_scale=float("nan"))
-        pipeline.generate(wave, target, models, str(tmp_path / "o.mp4"), controls)
+        controls = generation.Controls(pose_scale=float("nan"))
+        generation.generate(wave, target, models, str(tmp_path / "o.mp4"), controls)
     assert sorted(os.listdir(tmp_path)) == ["not_a_video.mp4", "s.wav"]
 
 

@@ -243,7 +243,7 @@ def test_command_line(tmp_path):
     cmd = [
         sys.executable,
         "-m",
-        "talkingjax.data.synthetic",
+        "experiments.make_synthetic",
         f"--out={out}",
         "--videos=2",
         "--test_videos=1",

@@ -285,7 +285,7 @@ def test_command_line(tmp_path, model):
     cmd = [
         sys.executable,
         "-m",
-        "talkingjax.data.synthetic_expression",
+        "experiments.make_synthetic_expression",
         f"--out={out}",
         "--videos=2",
         "--test_videos=1",

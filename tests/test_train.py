@@ -125,9 +125,9 @@ def test_data_parallel_update_matches_single_device(corpus):
     for n in (1, 4):
         mesh = parallel.make_mesh(n)
         update = parallel.data_parallel(
-            head_motion.make_update(head_motion.joint_loss, model, c.loss, opt), mesh
+            loop.make_update(head_motion.joint_loss, model, c.loss, opt), mesh
         )
-        state = parallel.replicate(head_motion.init_state(model, c, opt), mesh)
+        state = parallel.replicate(loop.init_state(head_motion.init_variables(c, model), opt), mesh)
         state, metrics = update(state, parallel.shard_batch(batch, mesh))
         results.append((jax.device_get(state.params), jax.device_get(state.batch_stats), metrics))
     (p1, s1, m1), (p4, s4, m4) = results

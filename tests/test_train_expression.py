@@ -14,12 +14,13 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import train_expression
 from experiments.configs import expression as expression_config
 from talkingjax.data import records, sampling, synthetic_expression
 from talkingjax.errors import InputError
 from talkingjax.evaluation import expression as expression_eval
 from talkingjax.models import build_expression_model
-from talkingjax.train import expression
+from talkingjax.train import expression, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,7 +55,9 @@ def test_general_and_finetune_phases_train_and_evaluate(corpus, tmp_path):
     clips = records.load_dataset(corpus)
     target = [c for c in clips if c.split == "test"][0].clip_id
     workdir = str(tmp_path / "run")
-    results = expression.train_and_evaluate(_tiny(corpus, steps=4, tune=2, clip_id=target), workdir)
+    results = train_expression.train_and_evaluate(
+        _tiny(corpus, steps=4, tune=2, clip_id=target), workdir
+    )
     lines = [json.loads(x) for x in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [x["phase"] for x in lines] == ["general"] * 4 + ["finetune"] * 2
     assert all(np.isfinite(x["loss"]) for x in lines)
@@ -65,7 +68,9 @@ def test_general_and_finetune_phases_train_and_evaluate(corpus, tmp_path):
     assert results["target_heldout"]["frames"] > 0
     assert os.path.exists(os.path.join(workdir, "eval", "metrics.md"))
     # Rerunning a finished workdir trains nothing more and evaluates the same.
-    again = expression.train_and_evaluate(_tiny(corpus, steps=4, tune=2, clip_id=target), workdir)
+    again = train_expression.train_and_evaluate(
+        _tiny(corpus, steps=4, tune=2, clip_id=target), workdir
+    )
     assert again["test_split"]["ours"]["mse"] == pytest.approx(results["test_split"]["ours"]["mse"])
 
 
@@ -74,7 +79,7 @@ def test_finetune_from_a_general_run_with_frozen_groups(corpus, tmp_path):
     target = [c for c in clips if c.split == "test"][0].clip_id
     general = str(tmp_path / "general")
     expression.train(_tiny(corpus, steps=3), general)
-    _, source = expression.load_variables(general)
+    _, source = runner.load_variables(expression.TRAINER, general)
     c = _tiny(corpus, steps=3, tune=2, clip_id=target)
     c.finetune.init_from = general
     c.finetune.frozen = ("encoder", "lstm")
@@ -94,7 +99,7 @@ def test_finetune_from_a_general_run_with_frozen_groups(corpus, tmp_path):
     assert not np.allclose(np.asarray(head), np.asarray(source["params"]["head"]["kernel"]))
     # The evaluated head bias was refitted (finetune.calibrate_bias): the mean prediction over
     # the tuning frames equals their mean, which the general run's prediction does not.
-    config, variables = expression.load_variables(tuned)
+    config, variables = runner.load_variables(expression.TRAINER, tuned)
     model = build_expression_model(config.model)
     clip = [x for x in clips if x.clip_id == target]
     tune = sampling.prepare_expression_clips(clip, 25.0, config.model.num_exp, 100)[0]
@@ -116,8 +121,9 @@ def test_a_run_trained_on_four_devices_loads_on_one(corpus, tmp_path):
     workdir = str(tmp_path / "four")
     expression.train(_tiny(corpus, steps=1), workdir)  # conftest: 4 faked devices
     code = (
-        "import jax; from talkingjax.train import expression as t; "
-        f"c, v = t.load_variables({workdir!r}); print(jax.device_count(), len(v['params']))"
+        "import jax; from talkingjax.train import expression as t, runner; "
+        f"c, v = runner.load_variables(t.TRAINER, {workdir!r}); "
+        "print(jax.device_count(), len(v['params']))"
     )
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     proc = subprocess.run(

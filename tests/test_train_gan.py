@@ -18,7 +18,8 @@ from experiments.configs import gan as gan_config
 from talkingjax.data import gan_pairs
 from talkingjax.errors import InputError
 from talkingjax.evaluation import gan as gan_eval
-from talkingjax.train import gan
+from talkingjax.predict import Refiner
+from talkingjax.train import gan, runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,7 +73,7 @@ def test_several_pair_directories_join_by_commas(pairs, tmp_path):
 
 def test_finetune_average_is_the_evaluated_generator(trained):
     workdir, state = trained
-    _, variables = gan.load_variables(workdir)
+    _, variables = runner.load_variables(gan.TRAINER, workdir)
     jax.tree.map(np.testing.assert_array_equal, variables["params"], state.avg_params)
     differ = jax.tree.leaves(
         jax.tree.map(lambda a, p: not np.array_equal(a, p), state.avg_params, state.params)
@@ -105,7 +106,7 @@ def test_phases_train_and_evaluate_held_out_frames(trained):
 
 
 def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
-    refine = gan.Refiner.from_workdir(trained[0], batch=3)
+    refine = Refiner.from_workdir(trained[0], batch=3)
     clip = gan_pairs.load(pairs)[0]
     windows = np.stack([gan_pairs.window(clip, t) for t in range(5)])
     out = refine(windows)
@@ -119,7 +120,7 @@ def test_refiner_raw_render_baseline_is_its_input(trained, pairs):
 
 
 def test_self_ensemble_refiner_and_its_evaluation(trained, pairs, tmp_path):
-    refine = gan.Refiner.from_workdir(trained[0], batch=3)
+    refine = Refiner.from_workdir(trained[0], batch=3)
     mirrored = refine.with_ensemble(0)
     assert (refine.passes, mirrored.passes, refine.with_ensemble(2).passes) == (1, 2, 18)
     clip = gan_pairs.load(pairs)[0]
@@ -166,7 +167,7 @@ def test_memory_variant_trains_writes_memory_and_retrieves(pairs, tmp_path):
     assert {"arcface", "triplet"} <= set(
         json.loads(open(os.path.join(workdir, "metrics.jsonl")).readline())
     )
-    refine = gan.Refiner.from_workdir(workdir)
+    refine = Refiner.from_workdir(workdir)
     clip = gan_pairs.load(pairs)[0]
     windows = np.stack([gan_pairs.window(clip, t) for t in range(3)])
     ids = refine.identity_features(windows)

@@ -12,12 +12,14 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import train_pose
 from experiments.configs import audio2head as audio2head_config
 from experiments.configs import lsp as lsp_config
 from experiments.configs import posegan as posegan_config
 from talkingjax import audio
 from talkingjax.data import records, sampling, synthetic
 from talkingjax.errors import InputError
+from talkingjax.predict import PeerPredictor
 from talkingjax.train import peers
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +115,7 @@ def test_training_writes_finite_metrics_and_resumes(trained, corpus):
 
 def test_predictor_returns_finite_poses(trained, corpus):
     name, workdir = trained
-    predictor = peers.PeerPredictor.from_workdir(workdir)
+    predictor = PeerPredictor.from_workdir(workdir)
     assert (predictor.name, predictor.fps, predictor.has_pattern) == (name, 25.0, False)
     clip = records.load_dataset(corpus, split="test")[0]
     frames = 2 * WINDOW + 7  # not a multiple of the window
@@ -139,7 +141,7 @@ def test_unknown_model_name_is_a_one_line_input_error(corpus, tmp_path):
 def test_train_and_evaluate_writes_the_table(trained, corpus):
     name, workdir = trained
     c = _tiny(name, corpus)
-    results = peers.train_and_evaluate(c, workdir)  # a resume with nothing left to train
+    results = train_pose.train_and_evaluate(c, workdir)  # a resume with nothing left to train
     assert name in results["rows"] and "real pose" in results["rows"]
     assert np.isfinite(results["rows"][name]["d_rot"])
     assert os.path.exists(os.path.join(workdir, "eval", "pose_table.md"))

@@ -26,7 +26,7 @@ from experiments.configs import pose
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.trainer = "peers"  # experiments.train_pose dispatches on it
+    c.trainer = "peers"  # a key of experiments.train_pose.TRAINERS, predict.peers.PREDICTORS
     c.seed = 0
 
     c.data = pose.data_config(arg)  # the same clips as paper 000's model

@@ -31,7 +31,7 @@ from talkingjax.models import gan
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
-    c.trainer = "gan"
+    c.trainer = "gan"  # a key of experiments.train_pose.TRAINERS
     c.seed = 0
 
     c.data = ml_collections.ConfigDict()
@@ -98,7 +98,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval = ml_collections.ConfigDict()
     c.eval.max_frames = 0  # held-out frames scored (0 = all)
     c.eval.strip_frames = 4  # rows of the render | refined | real strip
-    # Also score the generator's test-time self-ensemble (beyond the paper; `gan.Refiner`):
+    # Also score the generator's test-time self-ensemble (beyond the paper; `predict.Refiner`):
     # -1 = off, 0 = mean with the mirrored pass, s > 0 = mirror x shifts in {-s, 0, s}^2 px.
     c.eval.ensemble_shift = -1
 

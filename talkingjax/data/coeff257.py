@@ -1,5 +1,9 @@
 """Head pose from 257-d 3DMM coefficient files, and turning them into head-motion records.
 
+Also `load_pose_file`, the one reader of a reference pose for inference (a [T, 6] `.npy`, a
+`records` clip `.npz` or a coefficient `.mat`). This module builds on `talkingjax.data.records`,
+never the other way round.
+
 Deep3DFaceRecon, StyleTalk and many tools built on them store per-frame face coefficients as
 a MATLAB file with a `coeff` array of shape [T, 257]:
 
@@ -128,6 +132,37 @@ def load_coeff_pose(path: str | os.PathLike) -> np.ndarray:
       InputError: see `load_coeff`.
     """
     return coeff_to_pose(load_coeff(path))
+
+
+def load_pose_file(path: str | os.PathLike, fps: float | None = None) -> tuple[np.ndarray, float]:
+    """Reads a pose clip for inference: `.npy` [T, 6], a clip `.npz` of `records` (its own
+    fps), or a 257-d coefficient `.mat`. Returns (validated pose, fps).
+
+    Args:
+      path: the file.
+      fps: frame rate of `.npy`/`.mat` poses (required for those; `.npz` clips carry theirs).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"pose file not found: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".mat":
+        pose = load_coeff_pose(path)
+    elif ext in (".npy", ".npz"):
+        try:
+            loaded = np.load(path)
+            if ext == ".npz":
+                with loaded as z:
+                    pose, fps = z["pose"], float(z["fps"])
+            else:
+                pose = loaded
+        except (OSError, ValueError, KeyError) as err:
+            raise InputError(f"cannot read pose file {path}: {err}") from None
+    else:
+        raise InputError(f"{path}: pose files must be .npy, .npz or .mat")
+    if fps is None:
+        raise InputError(f"{path}: give the frame rate of this pose file (--reference_fps)")
+    return records.check_pose(pose, fps, name=path), fps
 
 
 def clip_from_coeff(

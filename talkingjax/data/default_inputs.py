@@ -30,7 +30,7 @@ The clip is made of the project's synthetic corpora, so that it behaves like the
 
 5. Pose mapping (corpus pose -> rendered pose). The corpus pose is in the fit's framing: the
    reference camera (`camera.Camera`, focal 1015 at 224 px, centre 10 units away), where the
-   default model at zero translation fills the 224 crop, as `fitting.VideoFit.pose` is. The
+   default model at zero translation fills the 224 crop, as `reconstruct.VideoFit.pose` is. The
    video is filmed by the same camera scaled to `size` (`Camera().scaled(size)`) from farther
    back, with the head a little above the image centre, so the face covers ~55 % of the width
    and the neck and shoulders show below it:
@@ -146,7 +146,7 @@ class DefaultTarget:
       frames: [T, S, S, 3] uint8 RGB frames as rendered (before video compression).
       pose: [T, 6] float32 rendered pose: pitch, yaw, roll (radians; x, y, z of
         `geometry.euler_to_rotation`) then translation tx, ty, tz, in the camera
-        `Camera().scaled(S)` (the `records` / `fitting.VideoFit.pose` convention).
+        `Camera().scaled(S)` (the `records` / `reconstruct.VideoFit.pose` convention).
       exp: [T, K_exp] float32 expression coefficients of the default model.
       wave: float32 [ceil(T / fps * 16000)] the 16 kHz speech of the audio track (as muxed).
       fps: frame rate.

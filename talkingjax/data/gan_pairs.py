@@ -314,12 +314,12 @@ def portrait_pairs(faces_dir: str, size: int, model=None, split: str = "train") 
     Each portrait: MediaPipe landmarks -> 224 crop (`fit.crop_to_model`) -> `fit.fit_image`
     -> the detailed albedo of that photo -> render and real crop at `size`.
     """
-    from talkingjax.face3d import build_default, default
+    from talkingjax.face3d import default, images
     from talkingjax.face3d import fit as fit_lib
     from talkingjax.video import reconstruct
 
     model = default.load_default() if model is None else model
-    portraits, _ = build_default.detect_portraits(faces_dir)
+    portraits, _ = images.detect_portraits(faces_dir)
     clips = []
     for p in portraits:
         coeffs, albedo, params = reconstruct.fit_portrait(model, p.image, p.points)

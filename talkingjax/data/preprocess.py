@@ -79,7 +79,6 @@ import glob
 import json
 import multiprocessing
 import os
-import sys
 import time
 import traceback
 from collections.abc import Iterable, Sequence
@@ -88,6 +87,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from talkingjax import audio
+from talkingjax import progress as progress_lib
 from talkingjax.data import coeff257, records
 from talkingjax.errors import InputError
 
@@ -544,50 +544,6 @@ def _worker_run(spec: ClipSpec, out_root: str, options: dict) -> ClipResult:
     return _run_clip(spec, out_root, _WORKER_MODEL, options)
 
 
-class Progress:
-    """A one-line text progress bar: done/total, failed, ETA (rewritten in place on a tty)."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, every: float = 1.0):
-        self.total, self.done, self.failed = total, 0, 0
-        self.stream = sys.stderr if stream is None else stream
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.every = every
-        self.start = time.perf_counter()
-        self._last = -np.inf
-
-    def update(self, result: ClipResult) -> None:
-        self.done += 1
-        self.failed += result.status == "skipped"
-        now = time.perf_counter()
-        if self.tty or now - self._last >= self.every or self.done == self.total:
-            self._last = now
-            self._print(now)
-
-    def _print(self, now: float) -> None:
-        elapsed = now - self.start
-        left = self.total - self.done
-        eta = _hms(elapsed / self.done * left) if self.done else "?"
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        line = (
-            f"preprocess [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
-            f" failed {self.failed} elapsed {_hms(elapsed)} eta {eta}"
-        )
-        if self.tty:
-            end = "\n" if self.done == self.total else ""
-            self.stream.write("\r" + line + end)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-
-def _hms(seconds: float) -> str:
-    s = int(round(seconds))
-    return (
-        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
-    )
-
-
 def _run_parallel(
     todo: list[ClipSpec], out_root: str, model_spec, options: dict, workers: int, on_result
 ) -> None:
@@ -713,12 +669,13 @@ def preprocess(
             results[spec.clip_id] = ClipResult(spec.clip_id, "skipped", prev)
         else:
             todo.append(spec)
-    bar = None if progress is False else Progress(len(todo), stream=progress or None)
+    bar = progress_lib.Progress(quiet=progress is False, stream=progress or None).bar(
+        "preprocess", len(todo), every=1.0, failures=True
+    )
 
     def on_result(result: ClipResult) -> None:
         results[result.clip_id] = result
-        if bar is not None:
-            bar.update(result)
+        bar.advance(failed=result.status == "skipped")
 
     start = time.perf_counter()
     try:

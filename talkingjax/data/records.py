@@ -219,36 +219,3 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
     if not clips:
         raise InputError(f"{root}: no clips" + (f" in split {split!r}" if split else ""))
     return clips
-
-
-def load_pose_file(path: str | os.PathLike, fps: float | None = None) -> tuple[np.ndarray, float]:
-    """Reads a pose clip for inference: `.npy` [T, 6], a clip `.npz` of this format (its own
-    fps), or a 257-d coefficient `.mat`. Returns (validated pose, fps).
-
-    Args:
-      path: the file.
-      fps: frame rate of `.npy`/`.mat` poses (required for those; `.npz` clips carry theirs).
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise InputError(f"pose file not found: {path}")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".mat":
-        from talkingjax.data import coeff257
-
-        pose = coeff257.load_coeff_pose(path)
-    elif ext in (".npy", ".npz"):
-        try:
-            loaded = np.load(path)
-            if ext == ".npz":
-                with loaded as z:
-                    pose, fps = z["pose"], float(z["fps"])
-            else:
-                pose = loaded
-        except (OSError, ValueError, KeyError) as err:
-            raise InputError(f"cannot read pose file {path}: {err}") from None
-    else:
-        raise InputError(f"{path}: pose files must be .npy, .npz or .mat")
-    if fps is None:
-        raise InputError(f"{path}: give the frame rate of this pose file (--reference_fps)")
-    return check_pose(pose, fps, name=path), fps

@@ -43,7 +43,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import scipy.signal
@@ -674,41 +674,3 @@ def generate_corpus(
     clips = [video.to_clip() for video in videos]
     records.write_dataset(root, clips)
     return clips
-
-
-def run_cli(
-    generate: Callable[..., list], describe: Callable[[list], str] = lambda clips: ""
-) -> None:
-    """The command line of a corpus generator (this module's and `synthetic_expression`'s).
-
-    Flags --out --videos --test_videos --seconds --fps --seed go to
-    `generate(out, videos, test_videos, seconds, fps, seed)`; bad input exits with one line.
-    `describe(clips)` adds to the summary line.
-    """
-    # Flags are defined only here: importing a generator module must not claim global names.
-    from absl import app, flags
-
-    flags.DEFINE_string("out", None, "Dataset directory to write.", required=True)
-    flags.DEFINE_integer("videos", 24, "Number of train videos.")
-    flags.DEFINE_integer("test_videos", 6, "Number of test videos (unseen speakers/styles).")
-    flags.DEFINE_float("seconds", 30.0, "Seconds per video.")
-    flags.DEFINE_float("fps", 25.0, "Frame rate.")
-    flags.DEFINE_integer("seed", 0, "Random seed.")
-
-    def main(argv) -> None:
-        del argv
-        f = flags.FLAGS
-        try:
-            clips = generate(f.out, f.videos, f.test_videos, f.seconds, f.fps, f.seed)
-        except InputError as err:
-            raise SystemExit(f"error: {err}") from None
-        print(
-            f"wrote {len(clips)} clips ({f.videos} train, {f.test_videos} test"
-            f"{describe(clips)}) to {f.out}"
-        )
-
-    app.run(main)
-
-
-if __name__ == "__main__":
-    run_cli(generate_corpus)

@@ -469,10 +469,3 @@ def generate_expression_corpus(
     clips = [v.to_clip() for v in videos]
     records.write_dataset(root, clips)
     return clips
-
-
-if __name__ == "__main__":
-    synthetic.run_cli(
-        generate_expression_corpus,
-        lambda clips: f", {clips[0].exp.shape[1]} expression coefficients per frame",
-    )

@@ -22,57 +22,15 @@ from __future__ import annotations
 import json
 import os
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from talkingjax.data import sampling, synthetic_expression
-from talkingjax.face3d import camera as camera_lib
+from talkingjax.data import sampling
 from talkingjax.face3d import default
 from talkingjax.face3d import model as model_lib
-from talkingjax.models import build_expression_model
-
-MOUTH = slice(48, 68)  # the 68 landmarks' mouth points
-
-
-class ExpressionPredictor:
-    """A trained regressor: expression (and pose) of every frame of an utterance."""
-
-    def __init__(self, model, variables, fps: float):
-        self.model = model
-        self.variables = variables
-        self.fps = fps
-        self._apply = jax.jit(lambda v, w: model.apply(v, w, train=False))
-
-    @classmethod
-    def from_workdir(cls, workdir: str, step: int | None = None) -> ExpressionPredictor:
-        """Loads the latest (or given) checkpoint of a `train_expression` workdir."""
-        from talkingjax.train import expression as trainer
-
-        config, variables = trainer.load_variables(workdir, step)
-        return cls(build_expression_model(config.model), variables, config.model.fps)
-
-    def predict_windows(self, windows: np.ndarray) -> dict[str, np.ndarray]:
-        """[T, 28, 12] audio windows -> {"exp": [T, K], ("pose": [T, 6])}, one LSTM pass."""
-        out = self._apply(self.variables, jnp.asarray(windows)[None])
-        return {k: np.asarray(v[0]) for k, v in out.items()}
-
-
-def mouth_points(model: model_lib.MorphableModel, exp: np.ndarray, camera=None) -> np.ndarray:
-    """[T, K] expression -> [T, 20, 2] pixel positions of the mouth landmarks (mean identity)."""
-    camera = camera or camera_lib.Camera()
-    ids = jnp.zeros((exp.shape[0], model.sizes[0]))
-    verts = model_lib.shape(model, ids, jnp.asarray(exp))
-    lm = jnp.take(verts, model.landmarks[MOUTH], axis=-2)
-    return np.asarray(camera_lib.project(camera, lm))
-
-
-def mouth_opening(model: model_lib.MorphableModel, exp: np.ndarray) -> np.ndarray:
-    """[T] vertical inner-lip gap (model units, 1 = 10 cm) of expressions [T, K], mean identity.
-
-    The same measure the synthetic corpus is driven by (`synthetic_expression.mouth_measures`).
-    """
-    return synthetic_expression.mouth_measures(model, exp)[0]
+from talkingjax.metrics.mouth import mouth_opening, mouth_points
+from talkingjax.predict.expression import ExpressionPredictor
+from talkingjax.train import checkpoint
+from talkingjax.train import expression as trainer
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -118,9 +76,6 @@ def evaluate_clips(
 
 def evaluate_workdir(workdir: str) -> dict:
     """Evaluates a trained workdir; writes `<workdir>/eval/metrics.json` and `metrics.md`."""
-    from talkingjax.train import checkpoint
-    from talkingjax.train import expression as trainer
-
     config = checkpoint.load_workdir_config(workdir)
     predictor = ExpressionPredictor.from_workdir(workdir)
     fps, num_exp = config.model.fps, config.model.num_exp

@@ -13,7 +13,7 @@ paper's protocol: tune on the first 300 frames of the short video, judge the res
 pretraining-only run scores the `test` split of `data.root`, or synthetic identities it never
 saw (another seed). A strip PNG shows rows of render | refined | real.
 
-With a self-ensemble (`eval.ensemble_shift` >= 0, `gan.Refiner`; beyond the paper) the same
+With a self-ensemble (`eval.ensemble_shift` >= 0, `predict.Refiner`; beyond the paper) the same
 generator is scored a second time as the mean of its mirrored and shifted passes, reported next
 to the one-pass figures (`refined_self_ensemble`) and shown as a column before the real frame.
 
@@ -33,6 +33,7 @@ from talkingjax.data import gan_pairs, records
 from talkingjax.errors import InputError
 from talkingjax.metrics import image as image_metrics
 from talkingjax.models import gan as gan_models
+from talkingjax.predict.gan import Refiner
 from talkingjax.train import gan as gan_train
 
 
@@ -71,10 +72,10 @@ def _scores(pred: np.ndarray, real: np.ndarray) -> dict:
 
 
 def evaluate_clip(
-    refine: gan_train.Refiner,
+    refine: Refiner,
     clip: gan_pairs.PairClip,
     frames: np.ndarray,
-    ensembled: gan_train.Refiner | None = None,
+    ensembled: Refiner | None = None,
 ):
     """Scores of the refined frames and of the raw render, plus images for the strip.
 
@@ -136,13 +137,13 @@ def evaluate_workdir(
       workdir: a `talkingjax.train.gan` run.
       max_frames: frames scored per clip (default `config.eval.max_frames`; 0 = all).
       out_dir: default `<workdir>/eval`.
-      ensemble_shift: >= 0 also scores the self-ensembled generator (`gan.Refiner`); default
+      ensemble_shift: >= 0 also scores the self-ensembled generator (`predict.Refiner`); default
         `config.eval.ensemble_shift` (-1 = one pass only).
 
     Returns:
       {"clips": {clip_id: results}, "mean": {...}, "files": {"json", "strip"}}.
     """
-    refine = gan_train.Refiner.from_workdir(workdir)
+    refine = Refiner.from_workdir(workdir)
     config = refine.config
     limit = config.eval.max_frames if max_frames is None else max_frames
     if ensemble_shift is None:

@@ -20,6 +20,7 @@ import subprocess
 import numpy as np
 
 from talkingjax import audio
+from talkingjax.metrics import mouth
 
 # MediaPipe face-mesh indices: inner lips (upper 13, lower 14), outer eye corners (33, 263).
 from talkingjax.video import tracking
@@ -82,9 +83,7 @@ def pose_difference(a: np.ndarray, b: np.ndarray) -> float:
 
 def mouth_energy_corr(model, exp: np.ndarray, wave: np.ndarray, fps: float) -> float:
     """r of the inner-lip gap of expressions [F, K] (face model, mean identity) with energy."""
-    from talkingjax.evaluation import expression as expression_eval
-
-    opening = expression_eval.mouth_opening(model, exp)
+    opening = mouth.mouth_opening(model, exp)
     return _corr(opening, frame_energy(wave, fps, len(exp)))
 
 

@@ -25,6 +25,8 @@ from talkingjax.data import records, sampling
 from talkingjax.errors import InputError
 from talkingjax.metrics import pose as pose_metrics
 from talkingjax.predict.head_motion import HeadMotionPredictor
+from talkingjax.train import checkpoint
+from talkingjax.train import head_motion as trainer
 
 METHODS = ("ours", "audio_only", "mean_pose", "random_real")
 
@@ -202,9 +204,6 @@ def write_results(results: dict, out_dir: str, fps: float) -> None:
 
 def evaluate_workdir(workdir: str, step: int | None = None) -> dict:
     """Evaluates a `train_pose` workdir on its test split; writes `<workdir>/eval/`."""
-    from talkingjax.train import checkpoint
-    from talkingjax.train import head_motion as trainer
-
     config = checkpoint.load_workdir_config(workdir)
     predictor = HeadMotionPredictor.from_workdir(workdir, step)
     train_clips, test_clips = trainer.load_data(config, workdir)

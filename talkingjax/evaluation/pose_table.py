@@ -7,10 +7,10 @@ Protocol (that of `talkingjax.evaluation.head_motion`): for each held-out video 
 method predicts the rest of the video from its audio (MFCC rows from the window start of the
 first predicted frame on) and is compared with the real pose there, frame by frame.
 
-Predictor protocol (paper 000: `Yi2022Predictor` here; peers:
-`talkingjax.train.peers.PeerPredictor`): attributes `name`, `fps`, `has_pattern`, and
-`predict(mfcc, reference_pose, frames, seed=0) -> [frames, 6]`; with `has_pattern` also
-`encode_patterns(poses, fps) -> [N, k]` for retrieval.
+Predictor protocol (`talkingjax.predict.peers`: `Yi2022Predictor` for paper 000,
+`PeerPredictor` for the peers, `load_predictor` for any pose workdir): attributes `name`, `fps`,
+`has_pattern`, and `predict(mfcc, reference_pose, frames, seed=0) -> [frames, 6]`; with
+`has_pattern` also `encode_patterns(poses, fps) -> [N, k]` for retrieval.
 
 Rows: one per predictor; "real pose" (the held-out pose scored against itself: distances 0,
 HS 1, and the real value of the reference-free metrics); "mean pose" (the training set's mean
@@ -49,8 +49,6 @@ Metrics (columns; `talkingjax.metrics.pose` / `pose_peers` / `pose_classifier`):
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import os
 
@@ -62,8 +60,10 @@ from talkingjax.errors import InputError
 from talkingjax.evaluation import head_motion as head_motion_eval
 from talkingjax.metrics import pose as pose_metrics
 from talkingjax.metrics import pose_classifier, pose_peers
+from talkingjax.predict.peers import load_predictor
+from talkingjax.train import checkpoint
+from talkingjax.train import head_motion as trainer
 
-YI2022_NAME = "yi2022 (paper 000)"
 REAL, MEAN, RANDOM = "real pose", "mean pose", "random real"
 COLUMNS = (
     "hs",
@@ -94,51 +94,6 @@ CLASSIFIER_STEPS = 400
 _ENERGY_FLOOR = float(np.log(1e8))
 # A 25 ms MFCC frame is centred 12.5 ms after its start.
 _MFCC_FRAME_CENTRE = 0.0125
-
-
-class Yi2022Predictor:
-    """Paper 000 (E_m + D_m) behind the predictor protocol: pattern of the reference pose,
-    then the pose from the audio rows."""
-
-    has_pattern = True
-
-    def __init__(self, predictor, name: str = YI2022_NAME):
-        self.predictor = predictor
-        self.name = name
-        self.fps = predictor.fps
-        self.stride = predictor.stride
-
-    @classmethod
-    def from_workdir(cls, workdir: str, step: int | None = None) -> Yi2022Predictor:
-        from talkingjax.predict.head_motion import HeadMotionPredictor
-
-        return cls(HeadMotionPredictor.from_workdir(workdir, step))
-
-    def predict(self, mfcc, reference_pose, frames: int, seed: int = 0) -> np.ndarray:
-        del seed  # deterministic model
-        x = self.predictor.encode_pattern(reference_pose, self.fps)
-        return self.predictor.predict_from_features(mfcc, x, frames)
-
-    def encode_patterns(self, poses, fps: float) -> np.ndarray:
-        return self.predictor.encode_patterns(poses, fps)
-
-
-def load_predictor(workdir: str, step: int | None = None):
-    """The predictor of a training workdir, by its config's `trainer` ("head_motion" default,
-    or "peers"). `step` is passed on where the loader takes one."""
-    from talkingjax.train import checkpoint
-
-    config = checkpoint.load_workdir_config(workdir)
-    trainer = config.get("trainer", "head_motion")
-    if trainer == "head_motion":
-        return Yi2022Predictor.from_workdir(workdir, step)
-    if trainer == "peers":
-        # Imported lazily: the paper-000 path must not depend on the peers' module.
-        load = importlib.import_module("talkingjax.train.peers").PeerPredictor.from_workdir
-        if step is not None and "step" in inspect.signature(load).parameters:
-            return load(workdir, step=step)
-        return load(workdir)
-    raise InputError(f"{workdir}: unknown trainer {trainer!r} (expected head_motion or peers)")
 
 
 def onset_envelope_from_mfcc(mfcc: np.ndarray) -> np.ndarray:
@@ -362,9 +317,6 @@ def evaluate_workdirs(workdirs: list[str], out_dir: str | None = None, step: int
     Writes `<out_dir>/pose_table.md` and `pose_table.json` (default out_dir:
     `<workdirs[0]>/eval`). Returns the `evaluate_predictors` results plus "workdirs".
     """
-    from talkingjax.train import checkpoint
-    from talkingjax.train import head_motion as trainer
-
     workdirs = list(workdirs)
     if not workdirs:
         raise InputError("no workdirs to evaluate")

@@ -4,7 +4,7 @@ The BFM is licence-gated, so it is never part of this repository: users produce
 `BFM_model_front.mat` themselves (BUILD.md) and convert it once into the `.npz` that
 `talkingjax.face3d.model.load` reads:
 
-    python -m talkingjax.face3d.bfm BFM_model_front.mat bfm.npz
+    python -m experiments.convert_bfm --src=BFM_model_front.mat --out=bfm.npz
 
 File layout (V vertices, F triangles; all MATLAB arrays, indices 1-based):
 
@@ -26,9 +26,7 @@ lighting, point into the head; `convert_bfm` records that in the .npz metadata.
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 import uuid
 
 import numpy as np
@@ -235,34 +233,3 @@ def _skin_mask(mat: dict, num_v: int, path: str) -> np.ndarray | None:
     if not np.all(np.isfinite(mask)):
         raise InputError(f"{path}: '{SKIN_FIELD}' has NaN/inf values")
     return mask.reshape(num_v)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m talkingjax.face3d.bfm SRC.mat OUT.npz`; bad input: one `error:` line, exit 2."""
-    parser = argparse.ArgumentParser(
-        prog="python -m talkingjax.face3d.bfm",
-        description="Convert Deep3DFaceRecon's BFM_model_front.mat into a talkingjax model .npz.",
-    )
-    parser.add_argument("src", help="BFM_model_front.mat")
-    parser.add_argument("out", help="output .npz (read by talkingjax.face3d.model.load)")
-    parser.add_argument(
-        "--no-recenter",
-        action="store_true",
-        help="keep the file's mean shape as is (the reference re-centres it)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        model = convert_bfm(args.src, args.out, recenter=not args.no_recenter)
-    except InputError as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    k_id, k_exp, k_tex = model.sizes
-    print(
-        f"wrote {args.out}: {model.num_vertices} vertices, {model.num_triangles} triangles, "
-        f"{k_id} identity / {k_exp} expression / {k_tex} albedo coefficients"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Builds the default morphable face model from real portraits and talking-face videos.
 
-    python -m talkingjax.face3d.build_default --faces DIR --videos DIR [--out PATH]
+    python -m experiments.build_default_face --faces=DIR --videos=DIR [--out=PATH]
 
 The model needs no licence-gated scans: MediaPipe's face mesh (468 vertices, `topology`) is
 fitted to every portrait and video frame, and the model is learned from those fits:
@@ -21,31 +21,28 @@ The mesh is midpoint-subdivided (`levels` times) so eyes and lips have enough ve
 224-pixel renders; the shape bases are carried over exactly by the subdivision operator.
 
 `build_model` and its helpers are numpy on landmark arrays and images (testable without
-MediaPipe); only `detect_portraits` / `video_landmarks` run MediaPipe. The bases are rounded to
-float16 precision (stored as float32) so the compressed asset stays small (`round_bits`).
+MediaPipe); only `images.detect_portraits` / `video_landmarks` run MediaPipe. The bases are
+rounded to float16 precision (stored as float32) so the compressed asset stays small
+(`round_bits`). Portrait reading and detection live in `talkingjax.face3d.images` (the runtime
+uses them too); the command line is `experiments/build_default_face.py`.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
-import sys
 import tempfile
 import zipfile
 
 import numpy as np
 
 from talkingjax.errors import InputError
+from talkingjax.face3d import images, topology
 from talkingjax.face3d import model as mm
-from talkingjax.face3d import topology
-from talkingjax.video import tracking
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "assets", "default_face.npz")
 
 # Vertices that move little with expression (rigid alignment of video frames): forehead,
@@ -82,92 +79,8 @@ class BuildConfig:
     albedo_exclude: tuple[str, ...] = ()  # portrait file names kept out of the albedo model
 
 
-@dataclasses.dataclass
-class Portrait:
-    name: str
-    image: np.ndarray  # [H, W, 3] RGB float32 in [0, 1]
-    points: np.ndarray  # [468, 3] MediaPipe landmarks in pixels: x right, y up, z to the camera
-
-
 # ------------------------------------------------------------------------------------------
 # Landmark extraction (MediaPipe)
-
-
-def to_model_frame(normalized: np.ndarray, width: int, height: int) -> np.ndarray:
-    """MediaPipe's normalised landmarks [N, 3] -> pixels with y up and z toward the camera.
-
-    MediaPipe gives x, y in [0, 1] of the image width / height (y down) and z in units of the
-    image width, smaller = closer. The result is (x W, -y H, -z W): right-handed, y up, the
-    face looking down +z like the model; column = x, row = -y.
-    """
-    p = np.asarray(normalized, np.float64)
-    return np.stack([p[:, 0] * width, -p[:, 1] * height, -p[:, 2] * width], axis=1)
-
-
-def _face_mesh(static: bool):
-    return tracking.face_mesh(static, max_faces=1, refine=False)
-
-
-def _landmarks(mesh, rgb: np.ndarray) -> np.ndarray | None:
-    faces = tracking.detect_faces(mesh, rgb)
-    if not faces:
-        return None
-    return to_model_frame(faces[0][: topology.NUM_VERTICES], rgb.shape[1], rgb.shape[0])
-
-
-def list_files(directory: str, extensions: tuple[str, ...], what: str) -> list[str]:
-    if not os.path.isdir(directory):
-        raise InputError(f"{what} directory not found: {directory}")
-    names = sorted(f for f in os.listdir(directory) if f.lower().endswith(extensions))
-    if not names:
-        raise InputError(f"no {what} ({', '.join(extensions)}) in {directory}")
-    return [os.path.join(directory, f) for f in names]
-
-
-def read_image(path: str) -> np.ndarray:
-    """An image file as RGB float32 [H, W, 3] in [0, 1]; InputError if unreadable."""
-    import cv2
-
-    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"cannot read image {path}")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-
-
-def detect_portrait(path: str) -> Portrait:
-    """MediaPipe face-mesh landmarks of one photo; InputError if unreadable or faceless."""
-    image = read_image(path)
-    with _face_mesh(static=True) as mesh:
-        points = _landmarks(mesh, (image * 255).round().astype(np.uint8))
-    if points is None:
-        raise InputError(f"no face found in {path}")
-    return Portrait(os.path.basename(path), image, points)
-
-
-def detect_portraits(faces_dir: str) -> tuple[list[Portrait], list[str]]:
-    """MediaPipe face-mesh landmarks of every image in `faces_dir` (static-image mode).
-
-    Returns:
-      (portraits with a face, names of the images where none was found -- logged, skipped).
-
-    Raises:
-      InputError: missing/empty directory, an unreadable image, or no face in any image.
-    """
-    paths = list_files(faces_dir, IMAGE_EXTENSIONS, "face images")
-    images = [read_image(path) for path in paths]  # all readable before any detection
-    portraits, skipped = [], []
-    with _face_mesh(static=True) as mesh:
-        for path, image in zip(paths, images, strict=True):
-            points = _landmarks(mesh, (image * 255).round().astype(np.uint8))
-            name = os.path.basename(path)
-            if points is None:
-                log.warning("no face found in %s; skipped", path)
-                skipped.append(name)
-            else:
-                portraits.append(Portrait(name, image, points))
-    if not portraits:
-        raise InputError(f"no face found in any of the {len(paths)} images in {faces_dir}")
-    return portraits, skipped
 
 
 def video_landmarks(path: str, stride: int = 1) -> tuple[np.ndarray, int]:
@@ -182,7 +95,7 @@ def video_landmarks(path: str, stride: int = 1) -> tuple[np.ndarray, int]:
         raise InputError(f"cannot read video {path}")
     frames, count = [], 0
     try:
-        with _face_mesh(static=False) as mesh:
+        with images.single_face_mesh(static=False) as mesh:
             while True:
                 ok, bgr = cap.read()
                 if not ok:
@@ -190,7 +103,7 @@ def video_landmarks(path: str, stride: int = 1) -> tuple[np.ndarray, int]:
                 count += 1
                 if (count - 1) % stride:
                     continue
-                pts = _landmarks(mesh, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+                pts = images.mesh_points(mesh, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
                 if pts is not None:
                     frames.append(pts)
     finally:
@@ -203,7 +116,7 @@ def video_landmarks(path: str, stride: int = 1) -> tuple[np.ndarray, int]:
 def detect_videos(videos_dir: str) -> tuple[list[np.ndarray], dict[str, tuple[int, int]]]:
     """`video_landmarks` of every video in `videos_dir`: (arrays, {name: (faces, frames)})."""
     arrays, counts = [], {}
-    for path in list_files(videos_dir, VIDEO_EXTENSIONS, "videos"):
+    for path in images.list_files(videos_dir, images.VIDEO_EXTENSIONS, "videos"):
         pts, frames = video_landmarks(path)
         name = os.path.basename(path)
         counts[name] = (len(pts), frames)
@@ -433,23 +346,7 @@ def vertex_normals_np(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray
     return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
 
 
-def sample_bilinear(image: np.ndarray, cols: np.ndarray, rows: np.ndarray):
-    """Bilinear samples [N, C] of image [H, W, C] at continuous pixel coordinates, where pixel
-    (i, j) covers [j, j + 1) x [i, i + 1); also returns [N] bool "inside the image"."""
-    h, w = image.shape[:2]
-    x, y = np.asarray(cols) - 0.5, np.asarray(rows) - 0.5
-    inside = (x >= -0.5) & (x <= w - 0.5) & (y >= -0.5) & (y <= h - 0.5)
-    x, y = np.clip(x, 0, w - 1), np.clip(y, 0, h - 1)
-    x0, y0 = np.minimum(np.floor(x).astype(int), w - 2), np.minimum(np.floor(y).astype(int), h - 2)
-    x0, y0 = np.maximum(x0, 0), np.maximum(y0, 0)
-    fx, fy = (x - x0)[:, None], (y - y0)[:, None]
-    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
-    top = image[y0, x0] * (1 - fx) + image[y0, x1] * fx
-    bottom = image[y1, x0] * (1 - fx) + image[y1, x1] * fx
-    return top * (1 - fy) + bottom * fy, inside
-
-
-def portrait_colors(portrait: Portrait, subdivision, triangles, config: BuildConfig):
+def portrait_colors(portrait: images.Portrait, subdivision, triangles, config: BuildConfig):
     """Colours [V, 3], visibility weights [V] and normals [V, 3] of a portrait at the
     subdivided vertices (projection = the landmarks' own x, y; normals of the fitted mesh)."""
     import cv2
@@ -470,7 +367,7 @@ def portrait_colors(portrait: Portrait, subdivision, triangles, config: BuildCon
         points = points * np.array(
             [size[0] / portrait.image.shape[1], size[1] / portrait.image.shape[0], 1.0]
         )
-    colors, inside = sample_bilinear(image, points[:, 0], -points[:, 1])
+    colors, inside = images.sample_bilinear(image, points[:, 0], -points[:, 1])
     span = config.full_normal_z - config.min_normal_z
     weights = np.clip((normals[:, 2] - config.min_normal_z) / span, 0.0, 1.0) * inside
     return colors, weights, normals
@@ -720,11 +617,11 @@ def albedo_model(portraits, sub, triangles, skin, perm_sub, config: BuildConfig)
     return tex, usable, reasons
 
 
-def build_model(portraits: list[Portrait], videos: list[np.ndarray], config=BuildConfig()):
+def build_model(portraits: list[images.Portrait], videos: list[np.ndarray], config=BuildConfig()):
     """The default model from portrait landmarks + images and video landmark sequences.
 
     Args:
-      portraits: faces with their MediaPipe landmarks in image pixels (`to_model_frame`).
+      portraits: faces with their MediaPipe landmarks in image pixels (`images.to_model_frame`).
       videos: per video, landmarks [T, 468, 3] of its frames (same frame convention).
 
     Returns:
@@ -840,8 +737,9 @@ def _normalise_zip(path: str) -> None:
 
 def build(faces_dir: str, videos_dir: str, out: str, config=BuildConfig()) -> Built:
     """Detects landmarks in the inputs, builds the model and writes it to `out`."""
-    list_files(videos_dir, VIDEO_EXTENSIONS, "videos")  # fail fast, before any detection
-    portraits, skipped = detect_portraits(faces_dir)
+    # Fail fast, before any detection.
+    images.list_files(videos_dir, images.VIDEO_EXTENSIONS, "videos")
+    portraits, skipped = images.detect_portraits(faces_dir)
     videos, counts = detect_videos(videos_dir)
     built = build_model(portraits, videos, config)
     built.metadata.update(
@@ -851,37 +749,3 @@ def build(faces_dir: str, videos_dir: str, out: str, config=BuildConfig()) -> Bu
     )
     write_model(built, out)
     return built
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m talkingjax.face3d.build_default", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--faces", required=True, help="directory of portrait images")
-    parser.add_argument("--videos", required=True, help="directory of talking-face videos")
-    parser.add_argument("--out", default=DEFAULT_OUT, help="output .npz (default: %(default)s)")
-    parser.add_argument(
-        "--albedo-exclude",
-        default="",
-        help="comma-separated portrait file names not to use for the albedo (e.g. masks, "
-        "sunglasses, face paint); they still count for the shape",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    exclude = tuple(sorted(n.strip() for n in args.albedo_exclude.split(",") if n.strip()))
-    config = BuildConfig(albedo_exclude=exclude)
-    try:
-        built = build(args.faces, args.videos, args.out, config)
-    except InputError as err:
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    meta = built.metadata
-    print(
-        f"wrote {args.out}: {built.model.num_vertices} vertices, components "
-        f"id {meta['id_components']} exp {meta['exp_components']} tex {meta['tex_components']}"
-    )
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

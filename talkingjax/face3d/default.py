@@ -1,7 +1,7 @@
 """The default morphable face model that ships with the package (no licence-gated data).
 
-Built by `python -m talkingjax.face3d.build_default` from real portraits and talking-face
-videos (`assets/README.md` says how); same conventions and scale as the BFM
+Built by `python -m experiments.build_default_face` (`build_default`) from real portraits and
+talking-face videos (`assets/README.md` says how); same conventions and scale as the BFM
 (`talkingjax.face3d.model`), MediaPipe's face-mesh topology, 68 landmarks in dlib order.
 """
 

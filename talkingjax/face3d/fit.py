@@ -100,11 +100,6 @@ def to_crop(points: np.ndarray, params: np.ndarray) -> np.ndarray:
     return (np.asarray(points) * params[2] + params[3:5]).astype(np.float32)
 
 
-def from_crop(points: np.ndarray, params: np.ndarray) -> np.ndarray:
-    """Crop pixel positions [..., 2] -> frame pixel positions (inverse of `to_crop`)."""
-    return ((np.asarray(points) - params[3:5]) / params[2]).astype(np.float32)
-
-
 def crop_to_model(
     image: np.ndarray,
     landmarks: np.ndarray,

@@ -74,13 +74,14 @@ def head_similarity(real, gen, num_bins: int = DEFAULT_NUM_BINS) -> dict[str, fl
     Why the joint range. The paper says "normalized" W1 without saying by what. Normalising by
     the range the two sequences actually occupy makes HS measure how the *shapes and offsets* of
     the two distributions compare relative to the motion present. Reported when this metric was
-    specified for the project (not yet reproduced by a script here, since pose tracking of the
-    real videos does not exist yet): two real clips of different speakers score about 0.73 and
-    the two halves of one real clip about 0.86, a useful scale against which to read the paper's
-    0.871 mean for its method. Normalising instead by a fixed range such as +-30 degrees
-    compresses everything: talking-head angles typically spread over only a few degrees, so even
-    a 3-degree offset between two speakers costs 3 / 60 = 0.05 and almost any pair scores above
-    0.9, leaving no room to tell a good model from a poor one.
+    specified for the project (quoted, not reproduced by a script here; real videos' poses now
+    come from `talkingjax.video.tracking` and `talkingjax.video.reconstruct`, so they could be):
+    two real clips of different speakers score about 0.73 and the two halves of one real clip
+    about 0.86, a useful scale against which to read the paper's 0.871 mean for its method.
+    Normalising instead by a fixed range such as +-30 degrees compresses everything:
+    talking-head angles typically spread over only a few degrees, so even a 3-degree offset
+    between two speakers costs 3 / 60 = 0.05 and almost any pair scores above 0.9, leaving no
+    room to tell a good model from a poor one.
 
     Caveats of the joint range: a single outlier frame (a tracking glitch) widens the range and
     so inflates HS, so clean tracked poses first; and HS falls only slowly with an offset (a

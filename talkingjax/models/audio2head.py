@@ -53,14 +53,9 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
 
 from talkingjax.losses import adversarial
 from talkingjax.losses import audio2head as a2h_losses
-
-# Sec. 4.2: "Adam optimizer ... initial learning rate of 2e-4 and weight decay to 2e-6".
-LEARNING_RATE = 2e-4
-WEIGHT_DECAY = 2e-6
 
 
 def _norm(kind: str, features: int, groups: int, zero_scale: bool = False):
@@ -346,17 +341,6 @@ def num_patches(frames: int, num_features: int = 4, kernel: int = 4) -> int:
     for _ in range(2):  # the last feature conv and the score conv, stride 1
         frames = frames + 2 - kernel + 1
     return frames
-
-
-def paper_optimizer(
-    learning_rate: float = LEARNING_RATE, weight_decay: float = WEIGHT_DECAY
-) -> optax.GradientTransformation:
-    """Sec. 4.2's Adam (lr 2e-4, weight decay 2e-6) for {"generator", "discriminator"} params.
-
-    The decay is added to the gradient before Adam (PyTorch `Adam(weight_decay=...)`, coupled
-    L2), not decoupled AdamW.
-    """
-    return optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(learning_rate))
 
 
 def generator_and_discriminator_loss(

@@ -1,4 +1,5 @@
-"""Inference with a trained head motion model: pattern of a pose clip, pose for any speech.
+"""The trained head motion model (paper 000's E_m + D_m) as calls: pattern of a pose clip,
+pose for any speech.
 
 Both calls are jit-compiled. Inputs are padded up to length buckets (masked inside the
 models, so results equal the unpadded ones) and compiled functions are cached per bucket:
@@ -21,6 +22,8 @@ from talkingjax import audio
 from talkingjax.data import records
 from talkingjax.errors import InputError
 from talkingjax.models import HeadMotionModel, build_model, rows_for_frames
+from talkingjax.train import head_motion as trainer
+from talkingjax.train import runner
 
 BUCKET_SECONDS = 10.0
 
@@ -47,18 +50,8 @@ class HeadMotionPredictor:
     @classmethod
     def from_workdir(cls, workdir: str, step: int | None = None) -> HeadMotionPredictor:
         """Loads the latest (or given) checkpoint of a `train_pose` workdir."""
-        from talkingjax.train import checkpoint
-        from talkingjax.train import head_motion as trainer
-
-        config = checkpoint.load_workdir_config(workdir)
-        model = build_model(config.model)
-        opt = trainer.make_optimizer(config.train.joint_lr, config.train.grad_clip)
-        # Shapes only: restoring needs the structure, not a (compiled) initialisation.
-        target = jax.eval_shape(lambda: trainer.init_state(model, config, opt))
-        state = checkpoint.load(workdir, target, step)
-        return cls(
-            model, {"params": state.params, "batch_stats": state.batch_stats}, config.model.fps
-        )
+        config, variables = runner.load_variables(trainer.TRAINER, workdir, step)
+        return cls(build_model(config.model), variables, config.model.fps)
 
     def encode_patterns(self, poses: list[np.ndarray], fps: float) -> np.ndarray:
         """Motion behaviour patterns of pose clips.

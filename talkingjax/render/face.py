@@ -98,10 +98,20 @@ def check_sizes(model: model_lib.MorphableModel, coeffs: FaceCoeffs) -> None:
 
 
 def landmarks_2d(
-    model: model_lib.MorphableModel, posed_vertices: jax.Array, camera: camera_lib.Camera
+    model: model_lib.MorphableModel,
+    posed_vertices: jax.Array,
+    camera: camera_lib.Camera,
+    which: slice | np.ndarray = slice(None),
 ) -> jax.Array:
-    """Pixel positions [..., L, 2] of the model's landmark vertices."""
-    return camera_lib.project(camera, jnp.take(posed_vertices, model.landmarks, axis=-2))
+    """Pixel positions [..., L, 2] of the model's landmark vertices `model.landmarks[which]`.
+
+    Args:
+      model: the morphable model; `model.landmarks` [68] are its landmark vertex indices.
+      posed_vertices: [..., V, 3] vertices in world space (`pose_face`, or an unposed shape).
+      camera: the projection (`talkingjax.face3d.camera.project`).
+      which: the landmarks to project (default all; e.g. `slice(48, 68)`, the mouth).
+    """
+    return camera_lib.project(camera, jnp.take(posed_vertices, model.landmarks[which], axis=-2))
 
 
 def render_mesh(

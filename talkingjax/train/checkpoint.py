@@ -12,6 +12,7 @@ import json
 import os
 
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 
 from talkingjax.errors import InputError
@@ -24,14 +25,18 @@ def manager(workdir: str, keep: int = 1, every: int = 1, read_only: bool = False
 
     A training manager removes temporary directories of saves a killed run left behind; a
     `read_only` one (inference, evaluation) must not, since a run may be saving right now.
+    A read-only manager neither saves nor deletes, so it gets no saving or keeping options
+    (Orbax would reset them, with a warning each).
     """
-    options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep,
-        save_interval_steps=every,
-        cleanup_tmp_directories=not read_only,
-        read_only=read_only,
-        create=not read_only,
-    )
+    if read_only:
+        options = ocp.CheckpointManagerOptions(save_interval_steps=0, read_only=True, create=False)
+    else:
+        options = ocp.CheckpointManagerOptions(
+            save_interval_steps=every,
+            preservation_policy=ocp.checkpoint_managers.LatestN(keep),
+            cleanup_tmp_directories=True,
+            create=True,
+        )
     return ocp.CheckpointManager(
         os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
     )
@@ -120,8 +125,6 @@ def _tuples(x):
 def load_workdir_config(workdir: str):
     """The ConfigDict a workdir was trained with, equal to the one it was made from (JSON's
     lists are read back as tuples)."""
-    import ml_collections
-
     path = os.path.join(workdir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise InputError(f"{workdir} is not a training workdir (no {CONFIG_FILE})")

@@ -6,22 +6,25 @@ Two phases on the shared loop (`talkingjax.train.loop`): a general phase on many
 code personalises the model on the first 300 frames of the target video.
 
     from talkingjax.train import expression
-    expression.train_and_evaluate(config, workdir)   # config: experiments/configs/expression.py
+    expression.train(config, workdir)   # config: experiments/configs/expression.py
+
+(`python -m experiments.train_expression` trains, then evaluates with
+`talkingjax.evaluation.expression`; `talkingjax.predict.ExpressionPredictor` loads the run.)
 """
 
 from __future__ import annotations
+
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from talkingjax import losses
-from talkingjax.data import records, sampling
+from talkingjax.data import records, sampling, synthetic_expression
 from talkingjax.errors import InputError
-from talkingjax.models import build_expression_model
-from talkingjax.train import checkpoint, loop
-
-_RESUME_KEYS = ("model", "data", "finetune", "seed")
+from talkingjax.models import ExpressionRegressor, build_expression_model
+from talkingjax.train import loop, runner
 
 
 def loss_fn(params, batch_stats, batch, model, loss_cfg):
@@ -54,8 +57,6 @@ def loss_fn(params, batch_stats, batch, model, loss_cfg):
 
 def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Clip]]:
     """(train, test) clips of `config.data.root`, or of the synthetic expression corpus."""
-    from talkingjax.data import synthetic_expression
-
     return loop.load_data(
         config, workdir, "synthetic_expression", synthetic_expression.generate_expression_corpus
     )
@@ -75,23 +76,23 @@ def target_clip(config) -> records.Clip | None:
     )
 
 
-def init_state(model, config, optimizer) -> loop.TrainState:
-    """Initial parameters from `fold_in(key(seed), 0)`, and the optimizer state."""
+def build(config) -> ExpressionRegressor:
+    """The regressor of `config.model`, BatchNorm averaging over the `data` mesh axis."""
+    return build_expression_model(loop.model_config(config))
+
+
+def init_variables(config, model: ExpressionRegressor) -> dict:
+    """Initial variables from `fold_in(key(seed), 0)`."""
     w = config.data.window_frames
-    variables = model.init(
+    return model.init(
         jax.random.fold_in(jax.random.key(config.seed), 0), jnp.zeros((1, w, 28, 12)), train=False
     )
-    return loop.init_state(variables, optimizer)
 
 
-def load_variables(workdir: str, step: int | None = None):
-    """(config, {"params", "batch_stats"}) of the latest (or given) checkpoint of a workdir."""
-    config = checkpoint.load_workdir_config(workdir)
-    model = build_expression_model(config.model)
-    opt = loop.make_optimizer(config.train.lr, config.train.grad_clip, config.train.b1)
-    target = jax.eval_shape(lambda: init_state(model, config, opt))
-    state = checkpoint.load(workdir, target, step)
-    return config, {"params": state.avg_params, "batch_stats": state.batch_stats}
+def optimizer(config, lr: float | None = None, frozen: tuple[str, ...] = ()):
+    """Adam at `lr` (default `train.lr`) with `train.b1` after `train.grad_clip`."""
+    lr = config.train.lr if lr is None else lr
+    return loop.make_optimizer(lr, config.train.grad_clip, config.train.b1, frozen)
 
 
 def calibrate_head_bias(model, variables: dict, clip: sampling.ExpressionClip) -> dict:
@@ -134,38 +135,31 @@ def corpus_workdir(config, workdir: str) -> str:
     return config.finetune.get("init_from", "") or workdir
 
 
-def _source_variables(config, target) -> dict:
-    """The variables `finetune.init_from` names, checked against this config."""
-    if target is None:
-        raise InputError("finetune.init_from needs a fine-tune target (finetune.clip_id)")
-    return loop.source_variables(config.finetune.init_from, config, load_variables)
-
-
-def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:
-    """Trains (or resumes) the general phase and the optional fine-tune; returns the state.
+def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
+    """The general phase and the optional fine-tune (`runner.Trainer.plan`).
 
     With `finetune.init_from` (another workdir of this trainer, same `model` config) the
     general phase is that run's: training starts from its latest parameters and is only the
     fine-tune, as paper 001 personalises one general model for each target.
     """
-    checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
     fps, num_exp, window = config.model.fps, config.model.num_exp, config.data.window_frames
     target = target_clip(config)
     phases, source = [], None
     if config.finetune.init_from:
-        source = _source_variables(config, target)
+        if target is None:
+            raise InputError("finetune.init_from needs a fine-tune target (finetune.clip_id)")
+        source = runner.source_variables(TRAINER, config.finetune.init_from, config)
     else:
         train_clips, _ = load_data(config, workdir)
         general = sampling.prepare_expression_clips(train_clips, fps, num_exp)
         sampler = sampling.WindowSampler(general, window, config.seed)
-        opt = loop.make_optimizer(config.train.lr, config.train.grad_clip, config.train.b1)
-        phases.append(loop.Phase("general", config.train.steps, loss_fn, opt, sampler.sample))
+        phases.append(
+            loop.Phase("general", config.train.steps, loss_fn, optimizer(config), sampler.sample)
+        )
     if target is not None:
         tune = sampling.prepare_expression_clips([target], fps, num_exp, config.finetune.frames)
         sampler = sampling.WindowSampler(tune, window, config.seed + 1)
-        opt = loop.make_optimizer(
-            config.finetune.lr, config.train.grad_clip, config.train.b1, config.finetune.frozen
-        )
+        opt = optimizer(config, config.finetune.lr, config.finetune.frozen)
         average = config.finetune.average_from
         calibrate = config.finetune.get("calibrate_bias", False)
         phases.append(
@@ -176,18 +170,18 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
                 if calibrate else None,
             )
         )  # fmt: skip
-    checkpoint.write_workdir_config(workdir, config.to_json())
-    model = build_expression_model(loop.model_config(config))
-    if source is not None:
-        state = loop.init_state(source, phases[0].optimizer)
-    else:
-        state = init_state(model, config, phases[0].optimizer)
-    return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
+    return phases, source
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains (resuming if possible), then evaluates; results also go to `<workdir>/eval/`."""
-    from talkingjax.evaluation import expression as expression_eval
+TRAINER = runner.Trainer(
+    resume_keys=("model", "data", "finetune", "seed"),
+    build=build,
+    plan=plan,
+    init=init_variables,
+    optimizer=optimizer,
+)
 
-    train(config, workdir)
-    return expression_eval.evaluate_workdir(workdir)
+
+# train(config, workdir, mesh=None, stop_after=None) -> TrainState: trains (or resumes)
+# the general phase and the optional fine-tune (`runner.train` of this module's TRAINER).
+train = functools.partial(runner.train, TRAINER)

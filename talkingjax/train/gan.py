@@ -16,9 +16,10 @@ parallel like every trainer of the library. G's dropout draws from per-example s
 a function of the step, so a resumed run is bit-identical to an uninterrupted one.
 
     from talkingjax.train import gan
-    gan.train_and_evaluate(config, workdir)   # config: experiments/configs/gan.py
-    refine = gan.Refiner.from_workdir(workdir)
-    frames = refine(windows)                  # [N, S, S, 9] in [-1, 1] -> [N, S, S, 3]
+    gan.train(config, workdir)   # config: experiments/configs/gan.py
+
+(`python -m experiments.train_gan` trains, then evaluates with `talkingjax.evaluation.gan`;
+`talkingjax.predict.Refiner` turns the run into a function of rendered windows.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from talkingjax.data import gan_pairs, sampling
 from talkingjax.errors import InputError
@@ -38,9 +38,7 @@ from talkingjax.losses import gan as gan_losses
 from talkingjax.losses import memory as memory_losses
 from talkingjax.models import gan as gan_models
 from talkingjax.models import memory as memory_models
-from talkingjax.train import checkpoint, loop, parallel
-
-_RESUME_KEYS = ("model", "data", "finetune", "seed")
+from talkingjax.train import loop, parallel, runner
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,27 +150,17 @@ def init_variables(model: Nets, model_cfg, key) -> dict:
     return {"params": params, "batch_stats": {"memory": memory}}
 
 
-def make_optimizer(config, lr: float):
+def optimizer(config, lr: float | None = None):
+    """Adam at `lr` (default `train.lr`) with `train.b1` after `train.grad_clip`."""
+    lr = config.train.lr if lr is None else lr
     return loop.make_optimizer(lr, config.train.grad_clip, config.train.b1)
 
 
-def init_state(config, optimizer) -> loop.TrainState:
-    """Initial parameters from `fold_in(key(seed), 0)`, and the optimizer state."""
+def _init(config, nets: Nets) -> dict:
+    """`init_variables` from `fold_in(key(seed), 0)` (`runner.Trainer.init`)."""
     key = jax.random.fold_in(jax.random.key(config.seed), 0)
-    nets = build(config.model)
     # One compiled program: run eagerly, the GEMM layers' many small ops take ~25 s to init.
-    variables = jax.jit(lambda k: init_variables(nets, config.model, k))(key)
-    return loop.init_state(variables, optimizer)
-
-
-def load_variables(workdir: str, step: int | None = None):
-    """(config, {"params", "batch_stats"}) of a workdir's checkpoint (the memory variant's
-    memory is batch_stats["memory"])."""
-    config = checkpoint.load_workdir_config(workdir)
-    opt = make_optimizer(config, config.train.lr)
-    target = jax.eval_shape(lambda: init_state(config, opt))
-    state = checkpoint.load(workdir, target, step)
-    return config, {"params": state.avg_params, "batch_stats": state.batch_stats}
+    return jax.jit(lambda k: init_variables(nets, config.model, k))(key)
 
 
 def pretrain_clips(config, workdir: str) -> list[gan_pairs.PairClip]:
@@ -219,10 +207,8 @@ def finetune_steps(config, frames: int) -> int:
     return int(math.ceil(config.finetune.epochs * frames / config.train.batch_size))
 
 
-def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loop.TrainState:
-    """Trains (or resumes) the pretraining and the optional fine-tune; returns the state."""
-    checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
-    model = build(config.model)
+def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
+    """The pretraining and the optional fine-tune (`runner.Trainer.plan`)."""
     target = target_clip(config)
     if target is not None:
         _check_size([target], config, "fine-tune")
@@ -230,7 +216,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
     if config.finetune.init_from:
         if target is None:
             raise InputError("finetune.init_from needs a fine-tune target (finetune.clip_id)")
-        source = loop.source_variables(config.finetune.init_from, config, load_variables)
+        source = runner.source_variables(TRAINER, config.finetune.init_from, config)
     elif config.train.steps > 0:  # 0: fine-tune from scratch, no pretraining
         clips = pretrain_clips(config, workdir)
         _check_size(clips, config, "pretraining")
@@ -240,7 +226,7 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
                 "pretrain",
                 int(config.train.steps),
                 loss_fn,
-                make_optimizer(config, config.train.lr),
+                optimizer(config),
                 sampling.with_seeds(sampler.sample, config.seed + 2),  # samplers: seed, seed + 1
             )
         )
@@ -254,148 +240,25 @@ def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> loo
                 "finetune",
                 finetune_steps(config, sampler.num_frames),
                 loss_fn,
-                make_optimizer(config, config.finetune.lr),
+                optimizer(config, config.finetune.lr),
                 sampling.with_seeds(sampler.sample, config.seed + 2),  # samplers: seed, seed + 1
                 average_from=None if average < 0 else average,
             )
         )
     if not phases:
         raise InputError("nothing to train: train.steps is 0 and there is no fine-tune target")
-    checkpoint.write_workdir_config(workdir, config.to_json())
-    if source is not None:
-        state = loop.init_state(source, phases[0].optimizer)
-    else:
-        state = init_state(config, phases[0].optimizer)
-    return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
+    return phases, source
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains (resuming if possible), then evaluates the held-out frames of the target (or
-    of the pretraining clips' test split); results also go to `<workdir>/eval/`."""
-    from talkingjax.evaluation import gan as gan_eval
+TRAINER = runner.Trainer(
+    resume_keys=("model", "data", "finetune", "seed"),
+    build=lambda config: build(config.model),
+    plan=plan,
+    init=_init,
+    optimizer=optimizer,
+)
 
-    train(config, workdir)
-    return gan_eval.evaluate_workdir(workdir)
 
-
-class Refiner:
-    """A trained generator as a function: rendered windows -> refined frames.
-
-        refine = Refiner.from_workdir(workdir)
-        out = refine(windows)   # [N, S, S, 9] in [-1, 1] -> dict of [N, S, S, 3|1]
-
-    In the memory variant the identity feature of each frame is, unless given, read from the
-    trained memory with the key of its rendered window (top-1) and smoothed over the sequence
-    every `model.memory.smooth_every` frames (paper 001's test time), so consecutive windows
-    should be passed in order.
-
-    `ensemble_shift` >= 0 refines each window as the mean of the geometric self-ensemble
-    (`gan_models.self_ensemble_transforms`: mirror, and shifts by that many pixels; 2 or 18
-    generator passes), beyond the paper; the default -1 is one pass.
-    """
-
-    def __init__(
-        self,
-        config,
-        variables,
-        batch: int = 8,
-        ensemble_shift: int = gan_models.SELF_ENSEMBLE_OFF,
-    ):
-        self.config = config
-        self.nets = build(config.model)
-        self.params = variables["params"]
-        self.memory = variables.get("batch_stats", {}).get("memory")
-        self.batch = batch
-        self.ensemble_shift = int(ensemble_shift)
-        self._transforms = (
-            None
-            if self.ensemble_shift == gan_models.SELF_ENSEMBLE_OFF
-            else gan_models.self_ensemble_transforms(self.ensemble_shift)
-        )
-
-    @classmethod
-    def from_workdir(
-        cls,
-        workdir: str,
-        step: int | None = None,
-        batch: int = 8,
-        ensemble_shift: int = gan_models.SELF_ENSEMBLE_OFF,
-    ) -> Refiner:
-        config, variables = load_variables(workdir, step)
-        return cls(config, variables, batch, ensemble_shift)
-
-    def with_ensemble(self, ensemble_shift: int) -> Refiner:
-        """The same generator (shared parameters and memory), another self-ensemble."""
-        variables = {"params": self.params}
-        if self.memory is not None:
-            variables["batch_stats"] = {"memory": self.memory}
-        return Refiner(self.config, variables, self.batch, ensemble_shift)
-
-    @property
-    def passes(self) -> int:
-        """Generator passes per window (1 without the self-ensemble)."""
-        return 1 if self._transforms is None else len(self._transforms)
-
-    @property
-    def size(self) -> int:
-        return int(self.config.model.size)
-
-    @functools.cached_property
-    def _generate(self):
-        g = self.nets.generator
-        transforms = self._transforms
-
-        def generate(p, x, s):
-            fn = lambda xi: g.apply({"params": p}, xi, train=False, **s)  # noqa: E731
-            return fn(x) if transforms is None else gan_models.self_ensemble(fn, x, transforms)
-
-        return jax.jit(generate)
-
-    @functools.cached_property
-    def _keys(self):
-        return jax.jit(lambda p, x: self.nets.key_encoder.apply({"params": p}, x))
-
-    def _batches(self, fn, *arrays):
-        """fn over fixed-size batches of the arrays (one compiled program), concatenated."""
-        n = len(arrays[0])
-        pad = -n % self.batch
-        arrays = [np.concatenate([a, np.repeat(a[-1:], pad, 0)]) if pad else a for a in arrays]
-        outs = [
-            jax.device_get(fn(*(a[i : i + self.batch] for a in arrays)))
-            for i in range(0, n + pad, self.batch)
-        ]
-        return jax.tree.map(lambda *xs: np.concatenate(xs)[:n], *outs)
-
-    def identity_features(self, windows: np.ndarray) -> np.ndarray:
-        """[N, D] identity features of consecutive windows from the memory (memory variant)."""
-        if not self.nets.memory:
-            raise InputError("identity features exist only in the memory variant")
-        keys = self._batches(lambda x: self._keys(self.params["key_encoder"], x), windows)
-        values = memory_models.read_identity(self.memory, jnp.asarray(keys))
-        every = int(self.config.model.memory.smooth_every)
-        return np.asarray(memory_models.smooth_identity(values, every))
-
-    def __call__(self, windows: np.ndarray, identity: np.ndarray | None = None):
-        """windows [N, S, S, 9] float in [-1, 1] -> {"image", "color" [N, S, S, 3] in [-1, 1],
-        "attention" [N, S, S, 1]}. identity: [N, D] features for the memory variant (e.g. of
-        an external face-recognition network); default: read from the memory."""
-        windows = np.asarray(windows, np.float32)
-        if windows.ndim != 4 or windows.shape[1:] != (self.size, self.size, 9) or not len(windows):
-            raise InputError(
-                f"windows are {windows.shape}; this generator takes [N, {self.size}, "
-                f"{self.size}, 9]"
-            )
-        params = self.params["generator"]
-        if not self.nets.memory:
-            return self._batches(lambda x: self._generate(params, x, {}), windows)
-        if identity is None:
-            identity = self.identity_features(windows)
-        identity = np.asarray(identity, np.float32)
-        if identity.shape != (len(windows), self.config.model.memory.identity_dim):
-            raise InputError(
-                f"identity features are {identity.shape}; expected "
-                f"[{len(windows)}, {self.config.model.memory.identity_dim}]"
-            )
-        return self._batches(
-            lambda x, s: self._generate(params, x, {"identity": s}), windows, identity
-        )
+# train(config, workdir, mesh=None, stop_after=None) -> TrainState: trains (or resumes)
+# the pretraining and the optional fine-tune (`runner.train` of this module's TRAINER).
+train = functools.partial(runner.train, TRAINER)

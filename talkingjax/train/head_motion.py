@@ -7,45 +7,49 @@ its share of the triplets, `pmean` over the `data` axis averages them, and the r
 state is updated identically everywhere.
 
     from talkingjax.train import head_motion
-    head_motion.train_and_evaluate(config, workdir)   # config: experiments/configs/pose.py
+    head_motion.train(config, workdir)   # config: experiments/configs/pose.py
+
+(`python -m experiments.train_pose` trains, then evaluates with
+`talkingjax.evaluation.head_motion`; `talkingjax.predict.HeadMotionPredictor` loads the run.)
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
 import jax.numpy as jnp
 
 from talkingjax import losses
-from talkingjax.data import records, sampling
+from talkingjax.data import records, sampling, synthetic
 from talkingjax.models import HeadMotionModel, build_model, rows_for_frames
-from talkingjax.train import checkpoint, loop, parallel
-
-# Config fields that must not change when a workdir is resumed.
-_RESUME_KEYS = ("model", "data", "seed")
-
-
-# The shared loop's pieces, re-exported because scripts and tests use them from here.
-TrainState = loop.TrainState
-make_optimizer = loop.make_optimizer
-make_update = loop.make_update
+from talkingjax.train import loop, runner
 
 
 def window_frames(config) -> int:
     return int(round(config.data.window_seconds * config.model.fps))
 
 
-def init_state(model: HeadMotionModel, config, optimizer) -> TrainState:
-    """Initial parameters from `fold_in(key(seed), 0)`, and the optimizer state."""
+def build(config) -> HeadMotionModel:
+    """E_m + D_m of `config.model`, BatchNorm averaging over the `data` mesh axis."""
+    return build_model(loop.model_config(config))
+
+
+def init_variables(config, model: HeadMotionModel) -> dict:
+    """Initial variables from `fold_in(key(seed), 0)`."""
     frames = window_frames(config)
     rows = rows_for_frames(frames, model.decoder.rows_per_frame)
-    variables = model.init(
+    return model.init(
         jax.random.fold_in(jax.random.key(config.seed), 0),
         jnp.zeros((1, frames, records.POSE_DIM)),
         jnp.zeros((1, rows, 13)),
     )
-    return loop.init_state(variables, optimizer)
+
+
+def optimizer(config, lr: float | None = None):
+    """Adam at `lr` (default `train.joint_lr`) after `train.grad_clip`; both phases'."""
+    return loop.make_optimizer(config.train.joint_lr if lr is None else lr, config.train.grad_clip)
 
 
 def _encode_triplets(model, variables, pose):
@@ -114,49 +118,35 @@ def phase_steps(config, sampler: sampling.TripletSampler) -> tuple[int, int]:
 
 def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Clip]]:
     """(train, test) clips of `config.data.root`, or of the synthetic corpus in the workdir."""
-    from talkingjax.data import synthetic
-
     return loop.load_data(config, workdir, "synthetic", synthetic.generate_corpus)
 
 
-def train(config, workdir: str, mesh=None, stop_after: int | None = None) -> TrainState:
-    """Trains (or resumes) both phases; returns the final state.
-
-    Args:
-      config: see experiments/configs/pose.py.
-      workdir: checkpoints, config.json and metrics.jsonl go here; an existing run resumes.
-      mesh: defaults to all devices on one `data` axis.
-      stop_after: stop once this many steps are done (for tests and benchmarks).
-    """
-    # Checked before anything is written; recorded only once the data loaded, so bad input
-    # leaves no half-made workdir behind.
-    checkpoint.check_workdir_config(workdir, config.to_json(), _RESUME_KEYS)
-    mesh = mesh or parallel.make_mesh()
+def plan(config, workdir: str) -> tuple[list[loop.Phase], None]:
+    """The two phases (`runner.Trainer.plan`): encoder pretraining, then joint training."""
     train_clips, _ = load_data(config, workdir)
     fps = config.model.fps
     sampler = sampling.TripletSampler(
         sampling.prepare_videos(train_clips, fps), window_frames(config), fps, seed=config.seed
     )
-    checkpoint.write_workdir_config(workdir, config.to_json())
     pre_steps, joint_steps = phase_steps(config, sampler)
-    model = build_model(loop.model_config(config))
-    clip = config.train.grad_clip
     phases = [
         loop.Phase("pretrain", pre_steps, pretrain_loss,
-                   make_optimizer(config.train.pretrain_lr, clip), sampler.sample),
+                   optimizer(config, config.train.pretrain_lr), sampler.sample),
         loop.Phase("joint", joint_steps, joint_loss,
-                   make_optimizer(config.train.joint_lr, clip), sampler.sample),
+                   optimizer(config, config.train.joint_lr), sampler.sample),
     ]  # fmt: skip
-    state = init_state(model, config, phases[0].optimizer)
-    return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
+    return phases, None
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains (resuming if the workdir has checkpoints), then evaluates on the test split.
+TRAINER = runner.Trainer(
+    resume_keys=("model", "data", "seed"),
+    build=build,
+    plan=plan,
+    init=init_variables,
+    optimizer=optimizer,
+)
 
-    Returns the evaluation results (also written to `<workdir>/eval/`).
-    """
-    from talkingjax.evaluation import head_motion as head_motion_eval
 
-    train(config, workdir)
-    return head_motion_eval.evaluate_workdir(workdir)
+# train(config, workdir, mesh=None, stop_after=None) -> TrainState: trains (or resumes)
+# both phases (`runner.train` of this module's TRAINER).
+train = functools.partial(runner.train, TRAINER)

@@ -1,8 +1,8 @@
-"""The training loop every trainer shares: explicit train state, data-parallel update
+"""The training engine every trainer shares: explicit train state, data-parallel update
 functions, phases with a fresh optimizer each, Orbax checkpoints, JSONL metrics.
 
-A trainer supplies its model's loss functions and a batch sampler per phase; `run_phases` does
-the rest:
+A trainer (`talkingjax.train.runner.Trainer`) supplies its model's loss functions and a batch
+sampler per phase; `run_phases` does the rest (`runner.train` calls it):
 
     phases = [loop.Phase("general", steps, loss_fn, loop.make_optimizer(lr), sampler.sample)]
     state = loop.run_phases(workdir, config, model, phases, loop.init_state(variables, opt))
@@ -18,7 +18,6 @@ stops the run before a checkpoint could be overwritten.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -31,7 +30,6 @@ import numpy as np
 import optax
 
 from talkingjax.data import records
-from talkingjax.errors import InputError
 from talkingjax.train import checkpoint, parallel
 from talkingjax.train.metric_writer import MetricWriter
 
@@ -68,32 +66,20 @@ def load_data(
     return [c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"]
 
 
-def source_variables(source: str, config, load_variables: Callable) -> dict:
-    """The variables of another run's workdir to start a fine-tune from.
-
-    `load_variables(workdir) -> (config, variables)` is the trainer's loader; the source's
-    `model` config must equal `config.model` (else `InputError`), so its parameters fit. Fields
-    naming a dropout (`dropout`, `dropout_blocks`, `state_dropout`, ...) are exempt: they shape
-    no parameter, and a fine-tune may train without the pretraining's dropout.
-    """
-    source_config, variables = load_variables(source)
-    # Through JSON, so that a list and a tuple of the same values compare equal.
-    theirs, ours = (
-        {k: v for k, v in json.loads(c.model.to_json()).items() if "dropout" not in k}
-        for c in (source_config, config)
-    )
-    if theirs != ours:
-        raise InputError(f"init_from {source} has model {theirs}; this config {ours}")
-    return variables
-
-
 @flax.struct.dataclass
 class TrainState:
-    """Everything a step reads and writes; checkpointed as one pytree."""
+    """Everything a step reads and writes; checkpointed as one pytree.
+
+    `batch_stats` is the model state a step updates apart from the gradient: BatchNorm's
+    running statistics, and in the GAN's memory variant (paper 001) also the memory itself
+    (`batch_stats["memory"]`, a `talkingjax.models.memory.MemoryState`). The name is
+    BatchNorm's because Orbax stores the state's fields by name: renamed, every existing
+    checkpoint (those shipped in `talkingjax/assets/models` too) would no longer restore.
+    """
 
     step: jnp.ndarray  # int32 scalar: number of updates done
     params: Any
-    batch_stats: Any
+    batch_stats: Any  # model state: BatchNorm statistics, the GAN memory (see above)
     opt_state: Any
     # The mean of `params` over the averaging tail of the current phase (`Phase.average_from`),
     # else equal to `params`; what a trained model is evaluated and used with.
@@ -101,17 +87,30 @@ class TrainState:
 
 
 def make_optimizer(
-    lr: float, grad_clip: float = 0.0, b1: float = 0.9, frozen: str | tuple[str, ...] = ()
+    lr: float | optax.Schedule,
+    grad_clip: float = 0.0,
+    b1: float = 0.9,
+    frozen: str | tuple[str, ...] = (),
+    weight_decay: float | None = None,
 ) -> optax.GradientTransformation:
-    """Adam (both papers' optimizer), optionally after global-norm clipping (grad_clip > 0).
+    """Adam (every paper's optimizer), optionally after global-norm clipping (grad_clip > 0).
 
-    `frozen`: top-level parameter groups (e.g. "encoder" or ("encoder", "lstm")) whose
-    gradients are zeroed before clipping and Adam, so they never move (their moments stay 0).
+    `lr` may be a schedule of the step. `frozen`: top-level parameter groups (e.g. "encoder"
+    or ("encoder", "lstm")) whose gradients are zeroed before clipping and Adam, so they never
+    move (their moments stay 0). `weight_decay`: coupled L2 decay (PyTorch's
+    `Adam(weight_decay=)`, Audio2Head's optimizer) added to the gradients after clipping; None
+    leaves the stage out, a float keeps it (an identity at 0). The stage changes the
+    optimizer state's structure, so a trainer passes None always or a float always, and its
+    checkpoints can be restored from the config alone.
     """
     # Every phase uses the same chain, so their states share one structure (one checkpoint);
     # the freeze wraps the chain rather than adding a stage to it for the same reason.
-    clip = optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity()
-    inner = optax.chain(clip, optax.adam(lr, b1=b1))
+    stages = [optax.clip_by_global_norm(grad_clip) if grad_clip > 0 else optax.identity()]
+    if weight_decay is not None:
+        stages.append(
+            optax.add_decayed_weights(weight_decay) if weight_decay > 0 else optax.identity()
+        )
+    inner = optax.chain(*stages, optax.adam(lr, b1=b1))
     frozen = (frozen,) if isinstance(frozen, str) else tuple(frozen)
     if not frozen:
         return inner
@@ -252,7 +251,7 @@ def run_phases(
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, config.train.checkpoint_every)
     state, step = checkpoint.restore_or(mngr, state)
     state = parallel.replicate(state, mesh)
-    writer = MetricWriter(workdir, total)
+    writer = MetricWriter(workdir, total, resume_step=step)
     end = total if stop_after is None else min(total, stop_after)
     while step < end:
         index = int(np.searchsorted(starts, step, side="right") - 1)

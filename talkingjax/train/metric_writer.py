@@ -7,18 +7,31 @@ import os
 import sys
 import time
 
+import jax
+
 
 class MetricWriter:
-    """Appends {"step": s, **metrics} lines to `<workdir>/metrics.jsonl` and prints progress."""
+    """Appends {"step": s, **metrics} lines to `<workdir>/metrics.jsonl` and prints progress.
 
-    def __init__(self, workdir: str, total_steps: int, stream=sys.stdout):
+    Only process 0 writes and prints (every process of a multi-host run logs the same
+    replicated metrics). A run resumed from the checkpoint at `resume_step` first drops the
+    lines of steps after it (atomically), which the killed run logged past its last checkpoint
+    and the resumed one logs again, so every step is in the file once.
+    """
+
+    def __init__(self, workdir: str, total_steps: int, stream=sys.stdout, resume_step: int = 0):
         self.path = os.path.join(workdir, "metrics.jsonl")
         self.total = total_steps
         self.stream = stream
+        self.active = jax.process_index() == 0
         self._start = self._t = time.perf_counter()
         self._last_step = None
+        if self.active:
+            _drop_lines_after(self.path, resume_step)
 
     def write(self, step: int, metrics: dict) -> None:
+        if not self.active:
+            return
         now = time.perf_counter()
         record = {"step": int(step), "elapsed_s": now - self._start}
         record.update({k: (float(v) if not isinstance(v, str) else v) for k, v in metrics.items()})
@@ -33,3 +46,21 @@ class MetricWriter:
             if k != "step"
         )
         print(f"step {step}/{self.total} {shown}", file=self.stream, flush=True)
+
+
+def _drop_lines_after(path: str, step: int) -> None:
+    """Rewrites `path` (atomically) without the lines of steps > `step`, if it has any.
+
+    A line cut short by a kill (no newline, as every written line ends with one) goes too.
+    """
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = [line for line in lines if line.endswith("\n") and json.loads(line)["step"] <= step]
+    if len(kept) == len(lines):
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.writelines(kept)
+    os.replace(tmp, path)

@@ -35,9 +35,9 @@ import optax
 import scipy.ndimage
 
 from talkingjax.errors import InputError
-from talkingjax.face3d import build_default, topology
 from talkingjax.face3d import camera as camera_lib
 from talkingjax.face3d import coeffs as coeffs_lib
+from talkingjax.face3d import images, topology
 from talkingjax.face3d import model as model_lib
 from talkingjax.render import face as face_render
 from talkingjax.render import rasterize as raster
@@ -329,7 +329,7 @@ def detailed_albedo(
     col = np.clip(np.floor(uv[:, 0]).astype(int), 0, camera.width - 1)
     row = np.clip(np.floor(uv[:, 1]).astype(int), 0, camera.height - 1)
     zbuf = np.asarray(out.depth)[row, col]
-    color, inside = build_default.sample_bilinear(image, uv[:, 0], uv[:, 1])
+    color, inside = images.sample_bilinear(image, uv[:, 0], uv[:, 1])
     visible = inside & (zbuf > 0) & (np.abs(zbuf - depth) < 0.01 * depth)
     visible &= np.asarray(posed.normals)[:, 2] > 0.1
     irr = np.asarray(sh.irradiance(posed.normals, coeffs.gamma))
@@ -347,7 +347,7 @@ def fit_portrait(
       model: the morphable model (its first 468 vertices are MediaPipe's mesh points).
       image: [H, W, 3] float in [0, 1].
       points: [>= 468, 2+] MediaPipe landmarks in image pixels, x right and y up, as
-        `build_default.detect_portrait(s)` give them.
+        `images.detect_portrait(s)` give them.
 
     Returns:
       (unbatched coefficients in the 224 crop's camera, detailed albedo [V, 3], crop

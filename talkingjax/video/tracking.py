@@ -16,7 +16,7 @@ Conventions:
   then 5 per iris). x, y are frame pixels, continuous coordinates with pixel centres at +0.5
   (`talkingjax.face3d.camera`): MediaPipe's normalised x * W and y * H, y down. z is
   MediaPipe's relative depth times W, the same pixel units as x; smaller = closer to the
-  camera. (Not the y-up model frame of `build_default.to_model_frame`.)
+  camera. (Not the y-up model frame of `face3d.images.to_model_frame`.)
 - Which face: MediaPipe may report up to `max_faces` faces. The first frame with any face picks
   the largest (landmark bounding box area); every later frame picks the one most consistent
   with the last tracked face: the largest overlap (IoU) of landmark boxes, then the nearest
@@ -48,6 +48,7 @@ from fractions import Fraction
 import numpy as np
 import scipy.ndimage
 
+from talkingjax import console
 from talkingjax.errors import InputError
 from talkingjax.face3d import camera as camera_lib
 from talkingjax.face3d import default, fit, topology
@@ -278,22 +279,30 @@ def read_frames(path: str, start: int = 0, count: int | None = None) -> Iterator
 def face_mesh(static: bool, max_faces: int = 1, refine: bool = False):
     """A MediaPipe FaceMesh (a context manager): image mode if `static`, else video mode.
 
-    `refine` adds the 10 iris points (478 in all) and refines eyes and lips.
+    `refine` adds the 10 iris points (478 in all) and refines eyes and lips. The log lines
+    MediaPipe's native code prints while its graph starts are kept off the console
+    (`talkingjax.console.native_stderr_filtered`).
     """
     import mediapipe as mp
 
-    return mp.solutions.face_mesh.FaceMesh(
-        static_image_mode=static,
-        max_num_faces=max_faces,
-        refine_landmarks=refine,
-        min_detection_confidence=0.5,
-        min_tracking_confidence=0.5,
-    )
+    with console.native_stderr_filtered():
+        mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=static,
+            max_num_faces=max_faces,
+            refine_landmarks=refine,
+            min_detection_confidence=0.5,
+            min_tracking_confidence=0.5,
+        )
+        # The graph's calculators open (and log) on its own threads after the constructor
+        # returns; waiting for the idle graph keeps those lines inside the filter too.
+        mesh._graph.wait_until_idle()
+    return mesh
 
 
 def detect_faces(mesh, rgb: np.ndarray) -> list[np.ndarray]:
     """MediaPipe's normalised landmarks [N, 3] (x, y in [0, 1], z) of every face in an image."""
-    result = mesh.process(np.ascontiguousarray(rgb))
+    with console.mediapipe_warnings_ignored():  # protobuf deprecations inside MediaPipe
+        result = mesh.process(np.ascontiguousarray(rgb))
     return [
         np.array([(p.x, p.y, p.z) for p in face.landmark], np.float64)
         for face in result.multi_face_landmarks or ()

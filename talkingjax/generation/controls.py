@@ -1,0 +1,103 @@
+"""What a user may change about a generated video, checked before any work, and the motion plan.
+
+`Controls` are the knobs of `talkingjax.generation.generate` (another motion pattern, the
+motion's scale, a still head, the pattern's seed, the background blend, the paste mode, the
+chunk size, the GAN's self-ensemble); `check_controls` and `check_output` fail early on
+values or paths generation cannot use, so the command line can check them before fitting.
+`plan_motion` turns a predicted pose into the background plan (paper 000 Sec. IV-B2,
+`talkingjax.generation.background`), or the still plan when the controls or a photo ask for no
+head motion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+
+from talkingjax.errors import InputError
+from talkingjax.generation import background, paste
+from talkingjax.generation.personalization import Target
+
+
+@dataclasses.dataclass(frozen=True)
+class Controls:
+    """What `generate` may change about the motion.
+
+    Attributes:
+      pattern: use this motion pattern [k] instead of the target's (e.g. another video's,
+        `--pose-style-from`).
+      pose_scale: scales the predicted motion about its mean (1 = as predicted).
+      still: no head motion: every frame over the target's most frontal frame, in its pose.
+      seed: 0 = the pattern of the whole target video; others = of a random stretch of it
+        (`motion_pattern`).
+      blend: weight of the background frame's angles in the final pose (`adjust_pose`).
+      paste: "poisson" or "feather" (`talkingjax.generation.paste`).
+      chunk: frames rendered, refined and written at a time.
+      ensemble_shift: the generator's test-time self-ensemble (`predict.Refiner`; beyond the
+        paper): -1 = one pass; 0 = mean with the mirrored pass; s > 0 = mirror and shifts by
+        s px (18 passes: closer to the real frames in PSNR and SSIM, 18x the time).
+    """
+
+    pattern: np.ndarray | None = None
+    pose_scale: float = 1.0
+    still: bool = False
+    seed: int = 0
+    blend: float = 1.0
+    paste: str = "poisson"
+    chunk: int = 100
+    ensemble_shift: int = -1
+
+
+def check_controls(controls: Controls) -> None:
+    """Fails early (before any work) on controls `generate` cannot use."""
+    if not np.isfinite(controls.pose_scale) or controls.pose_scale < 0:
+        raise InputError(f"pose scale must be a finite number >= 0, got {controls.pose_scale}")
+    if controls.paste not in paste.MODES:
+        raise InputError(f"paste mode must be one of {paste.MODES}, got {controls.paste!r}")
+    if controls.chunk < 1:
+        raise InputError(f"chunk must be >= 1 frame, got {controls.chunk}")
+    if controls.ensemble_shift < -1:
+        raise InputError(
+            f"GAN self-ensemble shift must be -1 (off), 0 (mirror) or more, got "
+            f"{controls.ensemble_shift}"
+        )
+
+
+def check_output(path: str) -> None:
+    """Fails early (before any work) if `path` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    if not os.path.isdir(folder):
+        raise InputError(f"output directory {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"output directory {folder} is not writable")
+    if os.path.isdir(path):
+        raise InputError(f"output path {path} is a directory")
+
+
+def most_frontal(pose: np.ndarray) -> int:
+    """Index of the frame of a pose clip [T, 6] whose head angles are smallest (L2)."""
+    return int(np.argmin(np.sum(pose[:, :3] ** 2, axis=1)))
+
+
+def plan_motion(
+    target: Target, predicted: np.ndarray, controls: Controls
+) -> background.BackgroundPlan:
+    """Background matching of a predicted pose [F, 6] against the target's frames.
+
+    With `controls.still`, or a one-frame (photo) target, every frame is over the target's
+    most frontal frame, in its pose.
+    """
+    if controls.still or target.num_frames == 1:
+        f = predicted.shape[0]
+        ref = most_frontal(target.pose)
+        idx = np.full(f, ref, np.int64)
+        return background.BackgroundPlan(
+            1,
+            np.array([0, f - 1]),
+            np.array([ref, ref]),
+            idx,
+            np.repeat(target.pose[ref : ref + 1], f, 0),
+        )
+    return background.match(predicted, target.pose, blend=controls.blend)
