@@ -1,13 +1,20 @@
 """Issue 6's acceptance checks of end-to-end generation on one (speech, target video) pair.
 
   python -m experiments.eval_generation --audio=SPEECH.wav --video=TARGET.mp4 \
-      --style_video=OTHER.mp4 --out_dir=DIR [--gan_model=PRETRAINED_GAN_WORKDIR]
+      --style_video=OTHER.mp4 --out_dir=DIR [--gan_model=PRETRAINED_GAN_WORKDIR] \
+      [--sync_model=SYNC_WORKDIR]
 
 Generates DIR/own.mp4 (the target's own motion pattern) and DIR/style.mp4 (the pattern of
 --style_video), then writes DIR/acceptance.json (and prints it): the video length against the
-speech, decoded frames, per-angle pose std against the target video's, the mouth opening's
-correlation with the speech energy (rendered expression, and measured on the output video),
-and how differently the two patterns move the head. Checks: `talkingjax.evaluation.generation`.
+speech, decoded frames, the mouth opening's correlation with the speech energy on the rendered
+expression (`talkingjax.evaluation.generation`), how differently the two patterns move the
+head, and under "video_measures" the measures of own.mp4 against the target video, read from
+both videos by tracking and fitting them (`talkingjax.evaluation.video`): head angular speed,
+jerk and largest step, the tracked pose against the predicted and the rendered pose, face CPBD
+and Laplacian sharpness, mouth opening against the speech energy, AV offset and confidence,
+lost-face frames and the seam along the paste boundary. AV sync is measured with --sync_model
+(a trained AV-sync workdir), else with the shipped sync model if there is one, else left out
+("av_sync_measured": false).
 """
 
 import json
@@ -16,9 +23,13 @@ import os
 from absl import flags
 
 from experiments import cli
-from talkingjax import audio, generation
+from talkingjax import audio, generation, predict
+from talkingjax.data import records
+from talkingjax.errors import InputError
 from talkingjax.evaluation import generation as generation_eval
+from talkingjax.evaluation import video as video_eval
 from talkingjax.face3d import default
+from talkingjax.metrics import video as video_metrics
 from talkingjax.progress import Progress
 
 _AUDIO = flags.DEFINE_string("audio", None, "Speech.", required=True)
@@ -30,12 +41,31 @@ _POSE_MODEL = flags.DEFINE_string("pose_model", None, "A train_pose workdir.")
 _EXPR_MODEL = flags.DEFINE_string("expression_model", None, "A train_expression workdir.")
 _GAN_MODEL = flags.DEFINE_string("gan_model", None, "A pretrained train_gan workdir.")
 _GAN_STEPS = flags.DEFINE_integer("gan_steps", None, "GAN fine-tune steps.")
+_SYNC_MODEL = flags.DEFINE_string(
+    "sync_model", None, "A trained AV-sync workdir (default: the shipped sync model, if any)."
+)
+
+
+def _sync_scorer():
+    """The AV-sync scorer of --sync_model, else the shipped one, else None (not measured)."""
+    scorer = getattr(predict, "SyncScorer", None)
+    if _SYNC_MODEL.value:
+        if scorer is None:
+            raise InputError("--sync_model: this version has no talkingjax.predict.SyncScorer")
+        return scorer.from_workdir(_SYNC_MODEL.value)
+    if scorer is None or not hasattr(scorer, "default"):
+        return None
+    try:
+        return scorer.default()
+    except InputError:  # no shipped sync model: AV offset and confidence are left out
+        return None
 
 
 def main(argv):
     del argv
     os.makedirs(_OUT.value, exist_ok=True)
     wave = audio.load_audio(_AUDIO.value)
+    sync_scorer = _sync_scorer()
     models = generation.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
     progress = Progress()
     options = generation.TuneOptions(gan_steps=_GAN_STEPS.value)
@@ -49,13 +79,20 @@ def main(argv):
         "speech": _AUDIO.value,
         "video": _VIDEO.value,
         "length": generation_eval.video_length(own.path, wave, own.fps),
-        "pose_std_ratio_pitch_yaw_roll": generation_eval.pose_std_ratio(own.pose, target.pose),
         "mouth_energy_r_rendered": generation_eval.mouth_energy_corr(
             face_model, own.exp, wave, own.fps
         ),
-        "mouth_energy_r_video": generation_eval.video_mouth_energy_corr(own.path, wave, own.fps),
         "seconds": {k: round(v, 1) for k, v in own.seconds.items()},
     }
+    with progress.stage("measure the video against the target"):
+        report["video_measures"] = video_eval.measure_video(
+            own.path, _VIDEO.value, wave, own.predicted_pose, sync_scorer,
+            rendered_pose=own.pose, model=face_model,
+        )  # fmt: skip
+    report["av_sync_measured"] = sync_scorer is not None
+    # What the pipeline rendered, as a cross-check of the measured head motion above.
+    report["rendered_pose_angular_speed_deg_s"] = video_metrics.angular_speed(own.pose, own.fps)
+    report["rendered_pose_max_step_deg"] = video_metrics.max_step(own.pose)
     if _STYLE.value:
         pattern = generation.pattern_of_video(_STYLE.value, models, _CACHE.value)
         style = generation.generate(
@@ -69,8 +106,10 @@ def main(argv):
         report["rendered_pose_difference_deg"] = generation_eval.pose_difference(
             own.pose, style.pose
         )
-    with open(os.path.join(_OUT.value, "acceptance.json"), "w") as f:
-        json.dump(report, f, indent=1)
+    text = json.dumps(report, indent=1)
+    records.atomic_write(
+        os.path.join(_OUT.value, "acceptance.json"), lambda f: f.write(text), mode="w"
+    )
     print(json.dumps(report))
 
 

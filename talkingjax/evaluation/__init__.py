@@ -6,7 +6,8 @@
 - `expression`: the audio-to-expression regressor (coefficient MSE, mouth LMD,
   opening/energy correlation);
 - `gan`: the rendering-to-realistic GAN (PSNR, SSIM, L1, CPBD) against the raw render;
-- `generation`: checks of a generated talking video.
+- `generation`: checks of a generated talking video;
+- `video`: measures of a written mp4 against its target video, from tracking and fitting both.
 
 Models are loaded through `talkingjax.predict`; `experiments/eval_*.py` (and the train-then-
 evaluate `experiments/train_*.py`) are the command lines.

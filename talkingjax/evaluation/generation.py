@@ -2,14 +2,18 @@
 
 - `video_length`: the mp4's frames and audio against the speech (duration within one frame,
   no frame missing: every frame decodes);
-- `pose_std_ratio`: per-angle std of the rendered head pose over the target video's (does the
-  head move like the target's?);
+- `pose_std_ratio`: per-angle std of the rendered head pose over the target video's (what the
+  pipeline chose; `talkingjax.evaluation.video` measures the written video itself);
 - `mouth_energy_corr`: Pearson r of the mouth opening with the speech log energy per frame,
   measured twice: on the rendered expression through the face model, and on the output video
-  itself (MediaPipe's inner-lip gap over the eye-corner distance), so the GAN and paste-back
-  are inside the measurement;
+  itself (MediaPipe's inner-lip gap over the eye-corner distance,
+  `talkingjax.metrics.video.mouth_opening`), so the GAN and paste-back are inside the
+  measurement;
 - `pose_difference`: mean absolute angle difference of two pose sequences (the same speech with
   another motion pattern must move the head differently).
+
+The measures of a written mp4 against its target video (head motion, sharpness, seam, sync,
+lost frames), from tracking and fitting both videos, are `talkingjax.evaluation.video`'s.
 """
 
 from __future__ import annotations
@@ -21,11 +25,8 @@ import numpy as np
 
 from talkingjax import audio
 from talkingjax.metrics import mouth
-
-# MediaPipe face-mesh indices: inner lips (upper 13, lower 14), outer eye corners (33, 263).
+from talkingjax.metrics import video as video_metrics
 from talkingjax.video import tracking
-
-_LIP_UPPER, _LIP_LOWER, _EYE_RIGHT, _EYE_LEFT = 13, 14, 33, 263
 
 
 def _corr(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,10 +90,7 @@ def mouth_energy_corr(model, exp: np.ndarray, wave: np.ndarray, fps: float) -> f
 
 def video_mouth_opening(path: str) -> np.ndarray:
     """[T] MediaPipe inner-lip gap over the outer eye-corner distance, per frame of a video."""
-    lm = tracking.track_video(path).landmarks[..., :2]
-    gap = np.linalg.norm(lm[:, _LIP_UPPER] - lm[:, _LIP_LOWER], axis=-1)
-    eyes = np.linalg.norm(lm[:, _EYE_RIGHT] - lm[:, _EYE_LEFT], axis=-1)
-    return gap / np.maximum(eyes, 1e-6)
+    return video_metrics.mouth_opening(tracking.track_video(path).landmarks)
 
 
 def video_mouth_energy_corr(path: str, wave: np.ndarray, fps: float) -> float:

@@ -78,6 +78,9 @@ class VideoFitConfig:
     w_smooth_exp: float = 0.05
     lost_weight: float = 0.1
     detailed_albedo: bool = True
+    # False: geometry only (stages 1-3; albedo and light stay zero, photometric is NaN, no
+    # detailed albedo), for measuring head pose and expression (`evaluation.video`).
+    color: bool = True
 
 
 @dataclasses.dataclass
@@ -432,18 +435,20 @@ def fit_video(
         angles=seq["angles"],
         trans=seq["trans"],
     )
-    color_frames = _keyframes(detected, config.num_color_frames)
-    key = jax.tree.map(lambda x: x[color_frames], frames)
-    tex, gamma, _ = _fit_color(model, key, jnp.asarray(images[color_frames]), camera, config)
-    frames = frames.replace(
-        tex=jnp.broadcast_to(tex, (num, tex.shape[0])),
-        gamma=jnp.broadcast_to(gamma, (num, gamma.shape[0])),
-    )
-    photometric = _batched_photometric(model, frames, images, camera, config.frame_bucket)
+    photometric = np.full(num, np.nan, np.float32)
+    if config.color:
+        color_frames = _keyframes(detected, config.num_color_frames)
+        key = jax.tree.map(lambda x: x[color_frames], frames)
+        tex, gamma, _ = _fit_color(model, key, jnp.asarray(images[color_frames]), camera, config)
+        frames = frames.replace(
+            tex=jnp.broadcast_to(tex, (num, tex.shape[0])),
+            gamma=jnp.broadcast_to(gamma, (num, gamma.shape[0])),
+        )
+        photometric = _batched_photometric(model, frames, images, camera, config.frame_bucket)
     frames_np = jax.tree.map(np.asarray, frames)
     ref = reference_frame(frames_np, detected)
     albedo = None
-    if config.detailed_albedo:
+    if config.detailed_albedo and config.color:
         albedo = detailed_albedo(model, jax.tree.map(lambda x: x[ref], frames), images[ref], camera)
     pose = np.concatenate([frames_np.angles, frames_np.trans], axis=1).astype(np.float32)
     return VideoFit(
