@@ -13,9 +13,14 @@ Layouts (`talkingjax.data.preprocess` says more):
 
 Per clip the dataset gets coeffs/<id>.mat, reports/<id>.json, clips/<id>.npz (written last:
 it marks the clip finished) and, with --save_crops, crops/<id>.npz. Running the same command
-again resumes: finished clips are skipped. Clips that fail (no face, no audio, ...) are
-listed with the reason in <out>/report.json; the run fails (one `error:` line, exit status
-2) only if the input is unusable or not a single clip could be processed.
+again resumes: finished clips are skipped (and clips that failed are retried, unless
+--noretry_failed); --recheck also screens finished clips made before the current screening
+(face too small, several faces, a cut) without refitting them. Videos without usable audio
+(no audio track, silent audio) become records without speech (pose and expression only,
+listed under the manifest's silent_clips) unless --nosilent_clips. Clips that fail (no face,
+too short, a cut, ...) are listed with the reason and its category in <out>/report.json;
+the run fails (one `error:` line, exit status 2) only if the input is unusable or not a
+single clip could be processed.
 """
 
 import sys
@@ -44,6 +49,18 @@ _POSE_SIGMA = flags.DEFINE_float(
 _SPLIT = flags.DEFINE_string("split", "train", "Split of all clips (folder and coeff layouts).")
 _SPLITS = flags.DEFINE_list("splits", [], "LRW splits to process (default all).")
 _RETRY_FAILED = flags.DEFINE_bool("retry_failed", True, "Rerun clips that failed before.")
+_SILENT_CLIPS = flags.DEFINE_bool(
+    "silent_clips",
+    True,
+    "Fit videos without usable audio (no track, silent) as records without speech; "
+    "--nosilent_clips skips them.",
+)
+_RECHECK = flags.DEFINE_bool(
+    "recheck",
+    False,
+    "Screen finished clips made before the current screening (no refit); rejected ones lose "
+    "their record.",
+)
 
 
 def main(argv):
@@ -62,6 +79,8 @@ def main(argv):
             splits=_SPLITS.value or None,
             fps=_FPS.value,
             retry_failed=_RETRY_FAILED.value,
+            silent_clips=_SILENT_CLIPS.value,
+            recheck=_RECHECK.value,
         )
     except KeyboardInterrupt:
         print(

@@ -5,6 +5,8 @@ named .mp4: ffmpeg reads them by content, so the real audio path runs); the end-
 runs the real pipeline on a rendered head video with known pose.
 """
 
+import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -14,11 +16,12 @@ import sys
 import numpy as np
 import pytest
 import scipy.io
+import scipy.ndimage
 import soundfile
 import testdata
 
 from talkingjax import audio
-from talkingjax.data import coeff257, preprocess, records
+from talkingjax.data import coeff257, preprocess, records, sampling
 from talkingjax.errors import InputError
 from talkingjax.face3d import coeffs as coeffs_lib
 from talkingjax.face3d import default
@@ -35,7 +38,14 @@ def _touch(path):
     return path
 
 
-_write_wav = testdata.write_wav
+def _write_wav(path, seconds, seed=0, silence=False, hiss=0.0):
+    """`testdata.write_wav`; or zeros (`silence`), or white noise of RMS `hiss` only."""
+    testdata.write_wav(path, seconds, seed=seed)
+    if silence or hiss:
+        n = int(seconds * audio.SAMPLE_RATE)
+        wave = hiss * np.random.default_rng(seed).standard_normal(n)
+        soundfile.write(path, wave.astype(np.float32), audio.SAMPLE_RATE, format="WAV")
+    return path
 
 
 def _fake_pose(t, seed):
@@ -55,11 +65,17 @@ class FakePipeline:
 
     def __init__(self, monkeypatch):
         self.fit_calls = []
+        self.track_calls = []
         self.current = None  # the video being processed (the fit only sees its crops)
         self.fail: dict[str, Exception] = {}
         self.no_audio: set[str] = set()
+        self.frames: dict[str, np.ndarray] = {}  # decoded frames by file name (default none)
+        self.face_px: dict[str, float] = {}  # tracked face size by file name (default 100)
+        self.other_face: set[str] = set()  # files where the detector also sees someone else
+        self.fail_track: dict[str, Exception] = {}  # raised by tracking, after decoding
         monkeypatch.setattr(tracking, "probe_video", self.probe_video)
-        monkeypatch.setattr(tracking, "read_frames", lambda path, start=0, count=None: iter(()))
+        monkeypatch.setattr(tracking, "read_frames", self.read_frames)
+        monkeypatch.setattr(preprocess, "_open_face_detector", self.face_detector)
         monkeypatch.setattr(tracking, "track_video", self.track_video)
         monkeypatch.setattr(tracking, "crop_track", self.crop_track)
         monkeypatch.setattr(tracking, "crop_video", self.crop_video)
@@ -74,12 +90,35 @@ class FakePipeline:
         has_audio = os.path.basename(path) not in self.no_audio
         return tracking.VideoInfo(path, FPS, frames, 256, 256, has_audio)
 
+    def read_frames(self, path, start=0, count=None):
+        return iter(self.frames.get(os.path.basename(path), ()))
+
+    @contextlib.contextmanager
+    def face_detector(self):
+        def detect(rgb):
+            boxes = [[78, 78, 178, 178]]  # the tracked face (see track_video)
+            if self.current in self.other_face:
+                boxes.append([190, 10, 250, 70])
+            return np.array(boxes, np.float64)
+
+        yield detect
+
     def track_video(self, path, frames=None, **kw):
         self.current = os.path.basename(path)
+        self.track_calls.append(self.current)
+        for _ in frames if frames is not None else ():  # decoding passes the frame scan
+            pass
+        if self.current in self.fail_track:
+            raise self.fail_track[self.current]
         t = self.probe_video(path).num_frames
         detected = np.ones(t, bool)
         detected[1] = False
-        return tracking.Track(np.zeros((t, 478, 3), np.float32), detected, FPS, (256, 256))
+        # A square face of `face_px` pixels centred in the 256 x 256 frame.
+        half = self.face_px.get(self.current, 100.0) / 2
+        landmarks = np.zeros((t, 478, 3), np.float32)
+        landmarks[:, 0, :2], landmarks[:, 1, :2] = 128 - half, 128 + half
+        landmarks[:, 2:, :2] = 128
+        return tracking.Track(landmarks, detected, FPS, (256, 256))
 
     def crop_track(self, track, model, size=224):
         return np.tile(np.array([256, 256, 1.0, 0, 0], np.float32), (len(track.detected), 1))
@@ -238,6 +277,8 @@ def test_run_writes_loadable_dataset(tmp_path, fake):
         "internal_errors": 0,
         "manifest_clips": 2,
         "manifest_short_clips": 0,
+        "manifest_silent_clips": 0,
+        "skip_kinds": {},
         "seconds": 0,
     }
     clips = {c.clip_id: c for c in records.load_dataset(out)}
@@ -323,6 +364,7 @@ def test_failing_clip_leaves_no_outputs_and_run_goes_on(tmp_path, fake):
         "clip_id": "b2",
         "status": "skipped",
         "reason": "b2.mp4: no face found",
+        "kind": "no face",
         "timings": report["clips"][1]["timings"],
     }
     assert [c.clip_id for c in records.load_dataset(out)] == ["a1"]
@@ -338,13 +380,256 @@ def test_failing_clip_leaves_no_outputs_and_run_goes_on(tmp_path, fake):
     assert len(records.load_dataset(out)) == 3
 
 
-def test_no_audio_track_is_a_skip_reason(tmp_path, fake):
+def test_no_audio_track_is_a_skip_reason_without_silent_clips(tmp_path, fake):
     src = _videos(tmp_path / "in", {"a1.mp4": 4.2})
+    _write_wav(src / "b2.mp4", 4.2, silence=True)
     fake.no_audio.add("a1.mp4")
-    run = _run(src, tmp_path / "out")
-    assert run.results[0].status == "skipped"
+    run = _run(src, tmp_path / "out", silent_clips=False)
+    assert [(r.status, r.kind) for r in run.results] == [
+        ("skipped", "no audio track"),
+        ("skipped", "silent audio"),
+    ]
     assert "no audio track" in run.results[0].reason
+    assert run.results[1].reason.endswith("audio is silent")
     assert fake.fit_calls == []  # rejected before the expensive stages
+    assert run.totals["skip_kinds"] == {"no audio track": 1, "silent audio": 1}
+
+
+def test_videos_without_audio_become_records_without_speech(tmp_path, fake):
+    """No audio track / silent audio: fitted, a record with pose + exp and no MFCC rows."""
+    src = _videos(tmp_path / "in", {"a1.mp4": 4.4, "c3.mp4": 2.0, "d4.mp4": 4.2})
+    _write_wav(src / "b2.mp4", 5.0, silence=True)
+    fake.no_audio |= {"a1.mp4", "c3.mp4"}
+    out = tmp_path / "out"
+    run = _run(src, out)
+    got = {r.clip_id: (r.status, r.audio, r.head_motion, r.record_frames) for r in run.results}
+    assert got == {
+        "a1": ("ok", "silent (no audio track)", True, 110),  # every video frame
+        "b2": ("ok", "silent (audio is silent)", True, 125),
+        "c3": ("ok", "silent (no audio track)", False, 50),
+        "d4": ("ok", "speech", True, got["d4"][3]),
+    }
+    assert "record without speech" in run.results[0].reason
+    assert run.totals["manifest_silent_clips"] == 3 and run.totals["manifest_clips"] == 1
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [e["clip_id"] for e in manifest["clips"]] == ["d4"]
+    assert [e["clip_id"] for e in manifest["silent_clips"]] == ["a1", "b2", "c3"]
+    assert all(e["has_audio"] is False for e in manifest["silent_clips"])
+    assert manifest["short_clips"] == []
+    # Records without speech are read only on request, and only those long enough.
+    assert [c.clip_id for c in records.load_dataset(out)] == ["d4"]
+    clips = {c.clip_id: c for c in records.load_dataset(out, silent=True)}
+    assert list(clips) == ["d4", "a1", "b2"]
+    a1 = clips["a1"]
+    assert not a1.has_audio and clips["d4"].has_audio
+    assert a1.mfcc.shape == (0, 13) and a1.exp.shape == (110, 3)
+    np.testing.assert_array_equal(a1.pose, _fake_pose(110, 1))
+    rep = json.loads((out / "reports" / "b2.json").read_text())
+    assert rep["audio"] == "silent (audio is silent)" and rep["record_frames"] == 125
+    # The manifest is rebuilt from the files alone just the same.
+    os.remove(out / "manifest.json")
+    assert preprocess.rebuild_manifest(out)[2] == manifest["silent_clips"]
+    # Consumers of speech refuse them with a clear message.
+    with pytest.raises(InputError, match="a1 has no speech.*triplet sampling needs the audio"):
+        sampling.prepare_videos([a1], FPS)
+    with pytest.raises(InputError, match="expression training needs the audio"):
+        sampling.prepare_expression_clips([a1], FPS, 3)
+    with pytest.raises(InputError, match="pose window sampling needs the audio"):
+        sampling.PoseWindowSampler([a1], FPS, 25, seed=0)
+
+
+# ------------------------------------------------------------------------------- screening
+
+
+def _textured(size, seed, t):
+    """A smooth random texture [size, size, 3] uint8 drifting with time t (pixels, < 100)."""
+    rng = np.random.default_rng(seed)
+    base = scipy.ndimage.gaussian_filter(rng.uniform(0, 255, (size, size + 100, 3)), (6, 6, 0))
+    base = np.clip((base - base.mean()) / base.std() / 3 + 0.5, 0, 1) * 255  # contrasted
+    tint = np.array([[1.0, 0.6, 0.3], [0.3, 0.7, 1.0]])[seed % 2]  # scenes differ in colour
+    return (base[:, t : t + size] * tint).astype(np.uint8)
+
+
+def _cut_frames(n, cut, size=64):
+    """n frames of a slowly drifting texture; from frame `cut` on, another scene."""
+    return np.stack([_textured(size, 0 if t < cut else 1, t) for t in range(n)])
+
+
+def test_find_cuts_known_answer():
+    cfg = preprocess.ScreenConfig()
+    diff = np.full(60, 0.01)
+    hist = np.full(60, 0.02)
+    diff[29], hist[29] = 0.3, 0.5  # frames 29 -> 30 change scene
+    np.testing.assert_array_equal(preprocess.find_cuts(diff, hist, 25.0, cfg), [30])
+    # The same jump in the histogram alone (a light switched on) or in the thumbnails alone
+    # (a fast motion that keeps the colours) is not a cut.
+    assert preprocess.find_cuts(diff, np.full(60, 0.02), 25.0, cfg).size == 0
+    d2 = diff.copy()
+    d2[29] = 0.01
+    assert preprocess.find_cuts(d2, hist, 25.0, cfg).size == 0
+    # A large difference within a run of large differences (shaking camera) is not a jump.
+    shaky = np.full(60, 0.1)
+    shaky[29] = 0.3
+    assert preprocess.find_cuts(shaky, hist, 25.0, cfg).size == 0
+    assert preprocess.find_cuts(np.zeros(0), np.zeros(0), 25.0, cfg).size == 0
+
+
+def test_frame_scan_finds_the_cut_of_an_encoded_video(tmp_path):
+    """A synthetic H.264 video with a cut at frame 20: decoded, scanned, the cut found."""
+    import synthetic_video
+
+    path = tmp_path / "cut.mp4"
+    synthetic_video.write_video(path, _cut_frames(40, 20), FPS)
+    cfg = preprocess.ScreenConfig(face_samples_per_second=0)
+    scan = preprocess.FrameScan(FPS, cfg)
+    assert sum(1 for _ in scan.frames(tracking.read_frames(str(path)))) == 40
+    assert scan.num_frames == 40 and len(scan.diff) == 39
+    np.testing.assert_array_equal(preprocess.find_cuts(scan.diff, scan.hist_dist, FPS, cfg), [20])
+    # The same drift without the cut: nothing.
+    synthetic_video.write_video(path, _cut_frames(40, 99), FPS)
+    scan = preprocess.FrameScan(FPS, cfg)
+    list(scan.frames(tracking.read_frames(str(path))))
+    assert preprocess.find_cuts(scan.diff, scan.hist_dist, FPS, cfg).size == 0
+
+
+def test_face_sizes_and_other_faces():
+    lm = np.zeros((3, 4, 2))
+    lm[:, 1] = [40, 90]  # a 40 x 90 box from (0, 0): size 60
+    np.testing.assert_allclose(preprocess.face_sizes(lm, [True, False, True]), [60.0, np.nan, 60.0])
+    own = [0, 0, 40, 90]
+    samples = [
+        (0, np.array([own, [100, 0, 130, 30]])),  # another face, 30 >= 0.5 * 60
+        (1, np.array([own, [100, 0, 130, 30]])),  # not judged: the tracked face was lost
+        (2, np.array([[2, 2, 38, 88], [100, 0, 110, 10]])),  # own box (IoU) + a tiny face
+    ]
+    hits, judged = preprocess.other_face_frames(samples, lm, [True, False, True], 0.5)
+    assert hits == [0] and judged == 2
+    # Sizes are compared with the detector's box of the tracked face when it has one.
+    small_own = [(0, np.array([[10, 10, 30, 30], [100, 0, 120, 20]]))]
+    assert preprocess.other_face_frames(small_own, lm[:1], [True], 0.9)[0] == [0]
+
+
+def test_screening_rejects_before_the_fit(tmp_path, fake):
+    """Too short, face too small, several faces, a cut: skipped with reason and kind."""
+    src = _videos(
+        tmp_path / "in",
+        {"a1.mp4": 4.2, "b2.mp4": 0.6, "c3.mp4": 4.2, "d4.mp4": 4.2, "e5.mp4": 4.2},
+    )
+    fake.face_px["c3.mp4"] = 30.0
+    fake.other_face.add("d4.mp4")
+    fake.frames["d4.mp4"] = _cut_frames(60, 99, size=32)  # sampled for faces, no cut
+    fake.frames["e5.mp4"] = _cut_frames(40, 25, size=64)
+    out = tmp_path / "out"
+    run = _run(src, out)
+    got = {r.clip_id: (r.status, r.kind) for r in run.results}
+    assert got == {
+        "a1": ("ok", None),
+        "b2": ("skipped", "too short"),
+        "c3": ("skipped", "face too small"),
+        "d4": ("skipped", "several faces"),
+        "e5": ("skipped", "cut"),
+    }
+    reasons = {r.clip_id: r.reason for r in run.results}
+    assert "too short: 15 frames (0.60 s), at least 1 s needed" in reasons["b2"]
+    assert "face too small: 30 px" in reasons["c3"]
+    assert "several faces" in reasons["d4"] and "in 5 of 5 sampled frames" in reasons["d4"]
+    assert "a cut (scene change) at frame 25 (1.00 s)" in reasons["e5"]
+    assert fake.fit_calls == ["a1.mp4"]
+    assert "b2.mp4" not in fake.track_calls  # too short: rejected at the probe
+    rep = json.loads((out / "reports" / "e5.json").read_text())
+    assert rep["kind"] == "cut" and rep["screen"]["cuts"] == [25]
+    assert json.loads((out / "reports" / "c3.json").read_text())["screen"][
+        "face_size_px_median"
+    ] == pytest.approx(30.0)
+    ok = json.loads((out / "reports" / "a1.json").read_text())
+    assert ok["screen"]["version"] == preprocess.SCREEN_VERSION and ok["audio"] == "speech"
+    assert ok["screen"]["face_size_px_median"] == pytest.approx(100.0)
+    assert run.totals["skip_kinds"] == {
+        "cut": 1,
+        "face too small": 1,
+        "several faces": 1,
+        "too short": 1,
+    }
+    assert "skipped: cut 1, face too small 1" in run.summary()
+    for name in ("b2", "c3", "d4", "e5"):
+        assert not (out / "coeffs" / f"{name}.mat").exists()
+
+
+def test_cut_that_loses_the_face_is_reported_as_a_cut(tmp_path, fake):
+    src = _videos(tmp_path / "in", {"a1.mp4": 4.2, "b2.mp4": 4.2})
+    for name in ("a1.mp4", "b2.mp4"):
+        fake.fail_track[name] = InputError(f"{src / name}: face lost in frames 25-39 (15 of 40)")
+    fake.frames["a1.mp4"] = _cut_frames(40, 25, size=64)
+    run = _run(src, tmp_path / "out")
+    assert [r.kind for r in run.results] == ["cut", "face lost"]
+    assert run.results[0].reason == (
+        f"{src / 'a1.mp4'}: a cut (scene change) at frame 25 (1.00 s) "
+        "(face lost in frames 25-39 (15 of 40))"
+    )
+
+
+def test_landmark_steps():
+    lm = np.zeros((4, 3, 2))
+    lm[:, 1] = [10.0, 10.0]  # face size 10
+    lm[2:] += 2.0  # all points move by (2, 2) between frames 1 and 2
+    steps = preprocess.landmark_steps(lm, [True, True, True, True])
+    np.testing.assert_allclose(steps, [0, np.hypot(2, 2) / 10, 0])
+    np.testing.assert_allclose(preprocess.landmark_steps(lm, [True, False, True, True]), 0)
+    assert preprocess.landmark_steps(lm[:1], [True]).size == 0
+
+
+def test_skip_kinds_of_known_reasons():
+    kinds = {
+        "x.mp4: audio is 0.90 s long, at least 1.0 s needed": "too short",
+        "x.mp4 has irregular frame timestamps (frame 109 is +40 ms off a constant 25.000 fps); "
+        "re-encode it": "irregular frame rate",
+        "x.mp4 has a variable frame rate (nominal 30.000 fps, average 22.131 fps)": (
+            "irregular frame rate"
+        ),
+        "x.mov: face lost in frames 318-437 (120 of 681); accepted are": "face lost",
+        "no face found in x.mp4": "no face",
+        "x.mp4: no audio track (the records need the speech)": "no audio track",
+        "x.mp4: audio is silent": "silent audio",
+        "x.mp4 is not a video (no video stream)": "unreadable",
+        "internal error: RuntimeError: boom": "internal error",
+        "x.mp4: 100 pose frames (4.00 s at 25.0 fps) but the audio x.mp4 covers": (
+            "audio and video lengths differ"
+        ),
+        "something new": "other",
+    }
+    assert {r: preprocess.skip_kind(r) for r in kinds} == kinds
+
+
+def test_recheck_screens_finished_clips_without_refitting(tmp_path, fake):
+    src = _videos(tmp_path / "in", {"a1.mp4": 4.2, "b2.mp4": 4.2})
+    out = tmp_path / "out"
+    _run(src, out, save_crops=True)
+    # As if made before the screening existed: reports without a "screen" section.
+    for name in ("a1", "b2"):
+        path = out / "reports" / f"{name}.json"
+        rep = json.loads(path.read_text())
+        del rep["screen"], rep["audio"]
+        path.write_text(json.dumps(rep))
+    fake.frames["b2.mp4"] = _cut_frames(40, 25, size=64)  # b2 turns out to have a cut
+    run = _run(src, out)  # without recheck: finished clips are taken as they are
+    assert [r.status for r in run.results] == ["done", "done"]
+    assert not preprocess.is_screened(out, "a1")
+    run = _run(src, out, recheck=True)
+    assert [(r.status, r.kind) for r in run.results] == [("done", None), ("skipped", "cut")]
+    assert run.results[0].reason == "rechecked: passes the screening"
+    assert fake.fit_calls == ["a1.mp4", "b2.mp4"]  # no refit
+    assert preprocess.is_screened(out, "a1")
+    assert json.loads((out / "reports" / "a1.json").read_text())["audio"] == "speech"
+    for kind in ("clips", "coeffs", "crops"):
+        assert not list((out / kind).glob("b2.*")), kind
+    rep = json.loads((out / "reports" / "b2.json").read_text())
+    assert rep["status"] == "skipped" and rep["rechecked"] is True and rep["kind"] == "cut"
+    assert [c.clip_id for c in records.load_dataset(out)] == ["a1"]
+    # Screened clips are not rechecked again; the rejected one stays rejected.
+    tracked = len(fake.track_calls)
+    run = _run(src, out, recheck=True)
+    assert [r.status for r in run.results] == ["done", "skipped"]
+    assert len(fake.track_calls) == tracked + 1  # b2 retried (retry_failed), a1 not
 
 
 def test_short_clips_are_written_but_not_head_motion_records(tmp_path, fake):
@@ -375,8 +660,8 @@ def test_manifest_is_rebuilt_from_clip_files(tmp_path, fake):
     _run(_videos(tmp_path / "in2", {"b2.mp4": 4.2}), out)  # another input, same dataset
     assert [c.clip_id for c in records.load_dataset(out)] == ["a1", "b2"]
     os.remove(out / "manifest.json")  # e.g. killed before the end of a run
-    entries, short = preprocess.rebuild_manifest(out)
-    assert [e["clip_id"] for e in entries] == ["a1", "b2"] and short == []
+    entries, short, silent = preprocess.rebuild_manifest(out)
+    assert [e["clip_id"] for e in entries] == ["a1", "b2"] and short == silent == []
     assert [c.clip_id for c in records.load_dataset(out)] == ["a1", "b2"]
 
 
@@ -539,3 +824,70 @@ def test_end_to_end_rendered_head_video(tmp_path):
     rep = json.loads((out / "reports" / "head.json").read_text())
     assert rep["fit"]["landmark_rmse_px_mean"] < 3.0
     assert rep["tracking"]["lost_frames"] == 0
+
+
+def test_end_to_end_two_faces_are_rejected_before_the_fit(tmp_path, monkeypatch):
+    """Real tracking and face detection: a second face 0.6x the size -> "several faces"."""
+    import cv2
+    import synthetic_video as sv
+
+    angles, trans = sv.head_motion(30, FPS, seed=1)
+    big, _ = sv.render_heads(angles, trans, 256)
+    small, _ = sv.render_heads(-angles, trans, 256)
+    frames = np.empty((30, 256, 512, 3), np.uint8)
+    for t in range(30):
+        frames[t, :, 256:] = big[t]
+        side = (sv.background(256) * 255).astype(np.uint8)
+        side[48:208, 48:208] = cv2.resize(small[t], (160, 160), interpolation=cv2.INTER_AREA)
+        frames[t, :, :256] = side
+    (tmp_path / "in").mkdir()
+    sv.write_video(tmp_path / "in" / "two.mp4", frames, FPS, audio=True)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit must not run")
+
+    monkeypatch.setattr(reconstruct, "fit_video", no_fit)
+    run = preprocess.preprocess(tmp_path / "in", tmp_path / "out", progress=False)
+    (result,) = run.results
+    assert (result.status, result.kind) == ("skipped", "several faces"), result
+    assert "in 3 of 3 sampled frames" in result.reason
+
+
+def test_a_hiss_is_silent_audio(tmp_path, fake):
+    """-60 dBFS of noise (what a "silent" phone track holds) is no speech; -40 dBFS is."""
+    src = tmp_path / "in"
+    _write_wav(src / "a1.mp4", 4.2, hiss=0.001)
+    _write_wav(src / "b2.mp4", 4.2, hiss=0.01)
+    run = _run(src, tmp_path / "out")
+    assert [r.audio for r in run.results] == ["silent (audio is silent)", "speech"]
+    run = _run(src, tmp_path / "out2", silent_clips=False)
+    assert run.results[0].kind == "silent audio"
+    assert run.results[0].reason.endswith("audio is silent (its loud parts are at -60 dBFS)")
+    assert preprocess.speech_level(np.full(16000, 0.5)) == pytest.approx(0.5)
+    # 20 frames of 100 ms: the 95th percentile is 5 % of the way from the 19th to the 20th.
+    two_loud = np.r_[np.zeros(18 * 1600), np.full(2 * 1600, 0.3)]
+    assert preprocess.speech_level(two_loud) == pytest.approx(0.3)
+    one_loud = np.r_[np.zeros(19 * 1600), np.full(1600, 0.3)]
+    assert preprocess.speech_level(one_loud) == pytest.approx(0.05 * 0.3)
+
+
+def test_records_without_speech_round_trip(tmp_path):
+    """records.write_dataset / load_dataset with a record without speech (has_audio False)."""
+    pose = _fake_pose(125, 0)
+    speech = records.Clip("s", "s", "p", FPS, pose, np.zeros((520, 13), np.float32))
+    silent = records.Clip("q", "q", "p", FPS, pose, np.zeros((0, 13), np.float32), has_audio=False)
+    records.write_dataset(tmp_path, [speech, silent])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [e["clip_id"] for e in manifest["clips"]] == ["s"]
+    assert manifest["silent_clips"] == [records.manifest_entry(silent)]
+    assert manifest["silent_clips"][0]["has_audio"] is False
+    with np.load(tmp_path / "clips" / "s.npz") as z:
+        assert "has_audio" not in z.files  # files with speech are as before
+    assert [c.clip_id for c in records.load_dataset(tmp_path)] == ["s"]
+    got = records.load_dataset(tmp_path, silent=True)
+    assert [(c.clip_id, c.has_audio) for c in got] == [("s", True), ("q", False)]
+    assert records.require_audio(got[0], "x") is got[0]
+    # A record claiming no speech but holding MFCC rows is refused.
+    records.save_clip(tmp_path / "clips" / "q.npz", dataclasses.replace(silent, mfcc=speech.mfcc))
+    with pytest.raises(InputError, match="without speech has mfcc rows"):
+        records.load_dataset(tmp_path, silent=True)

@@ -1,18 +1,22 @@
 """Talking-face videos -> per-frame 3DMM coefficients, head-motion records and quality reports.
 
-One clip (`preprocess_video`): probe the video (`talkingjax.video.tracking.probe_video`; it must
-have an audio track) -> speech features of the audio track (checked against the video's
-length before anything expensive) -> `talkingjax.video.reconstruct.reconstruct_video` (track the
-MediaPipe face mesh, crop every frame around the face, fit the morphable model to the whole
-video) -> write, each file atomically (temporary file in the same directory + `os.replace`):
+One clip (`preprocess_video`): probe the video (`talkingjax.video.tracking.probe_video`) ->
+reject it if too short -> speech features of its audio track (checked against the video's
+length before anything expensive) -> decode it once for MediaPipe tracking
+(`tracking.track_video`) and a `FrameScan` (frame differences, whole-frame face detections)
+-> screen it (`screen_track`: face too small, several faces, a cut) -> crop every frame
+around the face and fit the morphable model to the whole video (`talkingjax.video.reconstruct`)
+-> write, each file atomically (temporary file in the same directory + `os.replace`):
 
     <out>/coeffs/<clip_id>.mat    `coeff` [T, D] + `transform_params` [T, 5] for all T video
                                   frames (`talkingjax.face3d.coeffs.write_mat`): the raw fit
     <out>/crops/<clip_id>.npz     only with save_crops: `crops` uint8 [T, S, S, 3],
                                   `landmarks` [T, 478, 2] crop px, `detected` [T],
                                   `transform_params` [T, 5]
-    <out>/reports/<clip_id>.json  quality report: `VideoFit.report()`, lost tracking frames,
-                                  seconds per stage (a failed clip gets one with its reason)
+    <out>/reports/<clip_id>.json  quality report: `VideoFit.report()` ("fit"), lost tracking
+                                  frames, the screening's measurements ("screen"), "audio",
+                                  seconds per stage (a skipped clip gets one with its
+                                  "reason" and skip category "kind")
     <out>/clips/<clip_id>.npz     the `talkingjax.data.records` clip (pose [n, 6], mfcc, fps),
                                   plus `exp` [n, K_exp] expression coefficients and the
                                   clip's metadata strings; written LAST
@@ -21,11 +25,31 @@ The record's pose is `VideoFit.pose` (optionally smoothed over `pose_sigma` fram
 Eq. 1), trimmed with its MFCC rows to the frames the audio covers
 (`talkingjax.data.coeff257.align_to_audio`, the rule of the 257-d coefficient import).
 
+Videos without usable audio (`silent_clips`, on by default). A video with no audio track, or
+whose audio is silent, is still tracked, screened and fitted: its record has the pose and
+expression of every video frame, an empty `mfcc` [0, 13] and `has_audio` False
+(`talkingjax.data.records`), and the manifest lists it under `silent_clips` (so
+`records.load_dataset` reads it only with `silent=True`, and the consumers of speech refuse
+it). Its report says `"audio": "silent (no audio track)"` or `"silent (audio is silent)"`
+(`AUDIO_*`); clips with speech say `"speech"` and are processed exactly as without the
+option. `silent_clips=False` skips such videos instead.
+
+Skip reasons. Every clip ends processed or skipped with a one-line reason and a category
+(`skip_kind`, `SKIP_KINDS`): "too short" (under `ScreenConfig.min_video_seconds`, or audio
+under 1 s), "irregular frame rate" (variable rate or irregular timestamps: `probe_video`),
+"face too small", "several faces", "cut" (the screening, `ScreenConfig`: thresholds and
+their meaning), "face lost" / "no face" (tracking), "no audio track" / "silent audio" (only
+without `silent_clips`), "audio and video lengths differ", "frame too small", "unreadable",
+"internal error" (a bug: the traceback is in the clip's report), "other".
+
 Resuming. A clip is *finished* iff `clips/<clip_id>.npz` exists. A run (`preprocess`) skips
 finished clips, so an interrupted run is resumed by running it again. A clip interrupted
 half-way has at most temporary files (removed) and outputs of the earlier attempt
 (overwritten, or removed if the clip now fails), so it is simply redone. Failed clips are
-retried by default (`retry_failed`).
+retried by default (`retry_failed`). Finished clips are not redone, so a screening added
+after they were made does not apply to them; `recheck` screens every finished clip whose
+report predates the current screening (`SCREEN_VERSION`), without refitting it, and removes
+the outputs of those it rejects.
 
 Short clips (LRW). Head-motion records need at least `records.MIN_CLIP_SECONDS` (4 s) per
 clip; an LRW clip is 29 frames (1.16 s). Such clips are still processed completely (the
@@ -74,6 +98,7 @@ From the command line: `python -m experiments.preprocess --input videos/ --out d
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import glob
 import json
@@ -81,7 +106,7 @@ import multiprocessing
 import os
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import numpy as np
@@ -97,6 +122,14 @@ LRW_SPLITS = ("train", "val", "test")
 REPORT_FORMAT = "talkingjax.preprocess/1"
 OUTPUT_DIRS = ("clips", "coeffs", "reports", "crops")
 _MAX_LISTED_FRAMES = 200  # lost-frame indices listed in a report; the count is always given
+SCREEN_VERSION = 1  # of the per-clip "screen" report section; `recheck` redoes older ones
+AUDIO_SPEECH = "speech"
+AUDIO_NO_TRACK = "silent (no audio track)"
+AUDIO_SILENT = "silent (audio is silent)"
+#: Audio whose loud parts (the 95th percentile of its 100 ms RMS levels) stay below this is
+#: silent: a hiss at -60 dBFS is no speech. The quietest speech of the real corpus is 0.0096
+#: (MEAD, -40 dBFS); `talkingjax.audio` itself only rejects all-but-zero audio (RMS < 1e-4).
+SILENT_LEVEL = 0.002
 
 
 # ------------------------------------------------------------------------------ clip discovery
@@ -214,6 +247,377 @@ def discover(
     raise InputError(f"unknown layout {layout!r}; expected one of {list(LAYOUTS)}")
 
 
+# ------------------------------------------------------------------------------- screening
+
+
+class ClipRejected(InputError):
+    """A clip the screening rejects; `kind` is its skip category (`SKIP_KINDS`), `details`
+    the measurements behind the verdict (they go into the clip's report as "screen")."""
+
+    def __init__(self, kind: str, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.details = details or {}
+
+
+@dataclasses.dataclass(frozen=True)
+class ScreenConfig:
+    """What makes a clip unusable, checked after tracking and before the (expensive) fit.
+
+    Attributes:
+      min_video_seconds: shorter videos are rejected ("too short") before anything else.
+      min_face_px: the tracked face's median size (sqrt of its landmark box area, frame
+        pixels, over the frames where it was detected) must be at least this ("face too
+        small"): smaller faces give landmarks and crops too coarse to fit expressions.
+      face_samples_per_second: frames per second checked for other faces (a face detector
+        on the full frame; 0 = no check).
+      other_face_min_ratio: a detection counts as another face if it does not overlap the
+        tracked face and its size is at least this fraction of the tracked face's.
+      several_faces_min_fraction: the clip is rejected ("several faces") if another face is
+        in at least this fraction of the sampled frames (and in at least 2 of them).
+      cut_min_diff: a cut (scene change) between frames t-1 and t needs a mean absolute
+        difference of their 32x32 grayscale thumbnails (0-1) of at least this ...
+      cut_min_hist: ... and an HSV colour-histogram distance (half the L1 distance of the
+        normalised 3 x 16-bin histograms, 0-1) of at least this ...
+      cut_min_ratio: ... and a thumbnail difference at least this many times the median
+        difference of the frames within `cut_window_seconds` around it (a jump out of the
+        clip's usual motion, not fast motion or camera shake).
+      cut_window_seconds: half-width of that neighbourhood.
+
+    The cut detector finds shot changes (another picture: colours and layout change at
+    once). Jump cuts -- an edit inside one shot, where the head jumps but the picture stays
+    alike -- are not rejected: measured on the corpus, the frame and landmark changes they
+    cause overlap those of fast motion and of small faces; `landmark_steps` reports the
+    largest jump per clip instead. Defaults measured on the real corpus (139 clips): its one
+    shot change scores a thumbnail difference 0.20 / histogram distance 0.40; the largest
+    values without a shot change were 0.12 / 0.08 (fast motion) and 0.09 / 0.18 (a colour
+    fade).
+    """
+
+    min_video_seconds: float = 1.0
+    min_face_px: float = 48.0
+    face_samples_per_second: float = 2.0
+    other_face_min_ratio: float = 0.5
+    several_faces_min_fraction: float = 0.2
+    cut_min_diff: float = 0.08
+    cut_min_hist: float = 0.25
+    cut_min_ratio: float = 4.0
+    cut_window_seconds: float = 1.0
+
+
+THUMB_SIZE = 32
+HIST_BINS = 16
+
+
+def frame_signature(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(thumbnail float32 [32, 32] grayscale in [0, 1], histogram float32 [48]) of a frame.
+
+    The thumbnail is the area-averaged grayscale frame; the histogram concatenates 16-bin
+    histograms of hue, saturation and value of a 64x64 area-averaged copy, each summing to 1.
+    """
+    import cv2
+
+    rgb = np.ascontiguousarray(rgb, np.uint8)
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    thumb = cv2.resize(gray, (THUMB_SIZE, THUMB_SIZE), interpolation=cv2.INTER_AREA)
+    hsv = cv2.cvtColor(cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV)
+    hists = [
+        np.histogram(hsv[..., c], bins=HIST_BINS, range=(0, 180 if c == 0 else 256))[0]
+        for c in range(3)
+    ]
+    hist = np.concatenate(hists).astype(np.float32) / (64 * 64)
+    return thumb.astype(np.float32) / 255.0, hist
+
+
+def find_cuts(
+    diff: np.ndarray, hist_dist: np.ndarray, fps: float, config: ScreenConfig = ScreenConfig()
+) -> np.ndarray:
+    """Frames t where a cut (scene change) starts: frame t shows another shot than t - 1.
+
+    Args:
+      diff: [T - 1] mean absolute thumbnail difference of frames t-1 and t (entry t - 1).
+      hist_dist: [T - 1] their colour-histogram distance (`frame_signature`, 0-1).
+      fps: frame rate (the neighbourhood is in seconds).
+      config: the thresholds (`ScreenConfig.cut_*`).
+
+    Returns:
+      int64 [K] frame indices t (>= 1), ascending.
+    """
+    diff, hist_dist = np.asarray(diff, np.float64), np.asarray(hist_dist, np.float64)
+    if diff.size == 0:
+        return np.zeros(0, np.int64)
+    half = max(int(round(config.cut_window_seconds * fps)), 2)
+    cand = np.flatnonzero((diff >= config.cut_min_diff) & (hist_dist >= config.cut_min_hist))
+    cuts = []
+    for i in cand:
+        around = np.r_[diff[max(i - half, 0) : i], diff[i + 1 : i + 1 + half]]
+        usual = float(np.median(around)) if around.size else 0.0
+        if diff[i] >= config.cut_min_ratio * usual:
+            cuts.append(i + 1)
+    return np.asarray(cuts, np.int64)
+
+
+def face_sizes(landmarks: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """[T] size of the tracked face per frame: sqrt of its landmark box's area (pixels);
+    NaN where the face was lost. `landmarks` [T, N, >= 2] frame pixels."""
+    pts = np.asarray(landmarks, np.float64)[..., :2]
+    extent = pts.max(axis=1) - pts.min(axis=1)
+    size = np.sqrt(np.clip(extent[:, 0], 0, None) * np.clip(extent[:, 1], 0, None))
+    return np.where(np.asarray(detected, bool), size, np.nan)
+
+
+def landmark_steps(landmarks: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """[T - 1] how far the tracked face moved from frame t - 1 to t (entry t - 1): the median
+    landmark displacement over the face size (`face_sizes` of frame t); 0 where either frame
+    lost the face. Reported, not judged: a jump cut (an edit within one shot) shows as an
+    outlier here, but so does fast motion of a small face, so no threshold separates them."""
+    pts = np.asarray(landmarks, np.float64)[..., :2]
+    detected = np.asarray(detected, bool)
+    if len(pts) < 2:
+        return np.zeros(0)
+    moved = np.median(np.linalg.norm(np.diff(pts, axis=0), axis=-1), axis=1)
+    size = face_sizes(pts, np.ones(len(pts), bool))[1:]
+    ok = detected[1:] & detected[:-1] & (size > 0)
+    return np.where(ok, moved / np.where(size > 0, size, 1.0), 0.0)
+
+
+def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    inter = np.prod(np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None))
+    union = np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def other_face_frames(
+    samples: Sequence[tuple[int, np.ndarray]],
+    landmarks: np.ndarray,
+    detected: np.ndarray,
+    min_ratio: float,
+) -> tuple[list[int], int]:
+    """Sampled frames showing a face besides the tracked one.
+
+    Args:
+      samples: (frame index, boxes [K, 4] = (x0, y0, x1, y1) frame pixels of every face a
+        detector found in that frame).
+      landmarks: [T, N, >= 2] the tracked face's landmarks, frame pixels.
+      detected: [T] where the tracked face was found (other frames are not judged).
+      min_ratio: a box counts if its size (sqrt area) is at least this fraction of the
+        tracked face's, measured like the boxes (the detector's box of the tracked face when
+        it found it, else the landmark box).
+
+    Returns:
+      (the frames with another face, ascending; the number of frames judged). A box is the
+      tracked face's own if it overlaps the landmark box (IoU > 0.1) or its centre lies in it.
+    """
+    detected = np.asarray(detected, bool)
+    hits, judged = [], 0
+    for t, boxes in samples:
+        if t >= len(detected) or not detected[t]:
+            continue
+        judged += 1
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+        pts = np.asarray(landmarks[t], np.float64)[:, :2]
+        own = np.concatenate([pts.min(0), pts.max(0)])
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        inside = np.all((centres >= own[:2]) & (centres <= own[2:]), axis=1)
+        mine = np.array([inside[k] or _box_iou(b, own) > 0.1 for k, b in enumerate(boxes)], bool)
+        sizes = np.sqrt(np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1))
+        ref = sizes[mine].max() if mine.any() else float(np.sqrt(np.prod(own[2:] - own[:2])))
+        if np.any(~mine & (sizes >= min_ratio * ref)):
+            hits.append(int(t))
+    return hits, judged
+
+
+@contextlib.contextmanager
+def _open_face_detector() -> Iterator[Callable[[np.ndarray], np.ndarray]]:
+    """A face detector for whole frames: rgb uint8 [H, W, 3] -> boxes [K, 4] (x0, y0, x1, y1)
+    in pixels. MediaPipe's full-range BlazeFace (faces far from the camera too)."""
+    import mediapipe as mp
+
+    from talkingjax import console
+
+    with console.native_stderr_filtered():
+        det = mp.solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=0.5
+        )
+
+    def detect(rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        with console.mediapipe_warnings_ignored():
+            result = det.process(np.ascontiguousarray(rgb))
+        boxes = []
+        for d in result.detections or ():
+            b = d.location_data.relative_bounding_box
+            boxes.append([b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h])
+        return np.asarray(boxes, np.float64).reshape(-1, 4)
+
+    try:
+        yield detect
+    finally:
+        det.close()
+
+
+class FrameScan:
+    """Per-frame measurements taken while a video is decoded once for tracking.
+
+    `frames(source)` passes the frames through unchanged, recording for every frame its
+    difference from the previous one (`frame_signature`: thumbnail difference and histogram
+    distance) and, every `1 / face_samples_per_second` s, the boxes of all faces a whole-frame
+    detector finds (`samples`, for `other_face_frames`).
+    """
+
+    def __init__(self, fps: float, config: ScreenConfig):
+        self.fps = fps
+        self.config = config
+        rate = config.face_samples_per_second
+        self.face_every = max(int(round(fps / rate)), 1) if rate > 0 else 0
+        self.diff: list[float] = []
+        self.hist_dist: list[float] = []
+        self.samples: list[tuple[int, np.ndarray]] = []
+        self.num_frames = 0
+
+    def frames(self, source: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        previous = None
+        detector = _open_face_detector() if self.face_every else contextlib.nullcontext()
+        with detector as detect:
+            for i, rgb in enumerate(source):
+                sig = frame_signature(rgb)
+                if previous is not None:
+                    self.diff.append(float(np.mean(np.abs(sig[0] - previous[0]))))
+                    self.hist_dist.append(float(0.5 * np.sum(np.abs(sig[1] - previous[1])) / 3))
+                previous = sig
+                if detect is not None and i % self.face_every == 0:
+                    self.samples.append((i, detect(np.asarray(rgb))))
+                self.num_frames = i + 1
+                yield rgb
+
+
+def screen_track(track, scan: FrameScan, path: str, config: ScreenConfig = ScreenConfig()) -> dict:
+    """Judges a tracked clip: face size, other faces, cuts (`ScreenConfig`).
+
+    Returns:
+      the report's "screen" section (measurements of a clip that passes).
+
+    Raises:
+      ClipRejected: "face too small", "several faces" or "cut", with the measurements.
+    """
+    fps = float(track.fps)
+    detected = np.asarray(track.detected, bool)
+    sizes = face_sizes(track.landmarks[:, : min(468, track.landmarks.shape[1])], detected)
+    face_px = float(np.nanmedian(sizes)) if detected.any() else 0.0
+    diff, hist_dist = np.asarray(scan.diff), np.asarray(scan.hist_dist)
+    cuts = find_cuts(diff, hist_dist, fps, config)
+    hits, judged = other_face_frames(
+        scan.samples, track.landmarks, detected, config.other_face_min_ratio
+    )
+    steps = landmark_steps(track.landmarks[:, : min(468, track.landmarks.shape[1])], detected)
+    details = {
+        "version": SCREEN_VERSION,
+        "face_size_px_median": round(face_px, 2),
+        "landmark_step_max": round(float(steps.max()), 4) if steps.size else None,
+        "landmark_step_max_frame": int(np.argmax(steps)) + 1 if steps.size else None,
+        "face_size_px_min": round(float(np.nanmin(sizes)), 2) if detected.any() else 0.0,
+        "frames_scanned": scan.num_frames,
+        "frame_diff_max": round(float(diff.max()), 4) if diff.size else None,
+        "cuts": cuts.tolist(),
+        "faces_sampled_frames": judged,
+        "other_face_frames": hits,
+    }
+    if face_px < config.min_face_px:
+        raise ClipRejected(
+            "face too small",
+            f"{path}: face too small: {face_px:.0f} px (median sqrt area of the landmark box; "
+            f"at least {config.min_face_px:g} px needed)",
+            details,
+        )
+    if len(hits) >= max(2, config.several_faces_min_fraction * judged):
+        raise ClipRejected(
+            "several faces",
+            f"{path}: several faces: another face at least {config.other_face_min_ratio:.0%} of "
+            f"the tracked one's size in {len(hits)} of {judged} sampled frames (first at "
+            f"{hits[0] / fps:.2f} s)",
+            details,
+        )
+    if cuts.size:
+        raise ClipRejected("cut", _cut_message(path, cuts, fps), details)
+    return details
+
+
+def _track_and_screen(path: str, info, config: ScreenConfig):
+    """Decodes the video once: MediaPipe tracking and the `FrameScan`; then `screen_track`.
+
+    A clip whose tracking fails (e.g. the face is lost for seconds) after the scan saw a cut
+    is rejected as a cut, the tracking's message appended: the cut is the cause.
+    """
+    from talkingjax.video import tracking
+
+    scan = FrameScan(float(info.fps), config)
+    try:
+        track = tracking.track_video(path, frames=scan.frames(tracking.read_frames(path)))
+    except InputError as err:
+        cuts = find_cuts(scan.diff, scan.hist_dist, float(info.fps), config)
+        if not cuts.size or isinstance(err, ClipRejected):
+            raise
+        first = (str(err).splitlines() or [""])[0].removeprefix(f"{path}: ")
+        raise ClipRejected(
+            "cut", f"{_cut_message(path, cuts, float(info.fps))} ({first})", {"cuts": cuts.tolist()}
+        ) from None
+    return track, screen_track(track, scan, path, config)
+
+
+def _cut_message(path: str, cuts: np.ndarray, fps: float) -> str:
+    where = ", ".join(f"{t} ({t / fps:.2f} s)" for t in cuts[:5].tolist())
+    more = f" and {cuts.size - 5} more" if cuts.size > 5 else ""
+    return f"{path}: a cut (scene change) at frame{'s' if cuts.size > 1 else ''} {where}{more}"
+
+
+def _check_length(info, path: str, config: ScreenConfig) -> None:
+    seconds = info.num_frames / info.fps
+    if seconds < config.min_video_seconds:
+        raise ClipRejected(
+            "too short",
+            f"{path}: too short: {info.num_frames} frames ({seconds:.2f} s), at least "
+            f"{config.min_video_seconds:g} s needed",
+        )
+
+
+#: Skip categories of the reports, and message fragments of errors raised elsewhere.
+SKIP_KINDS = {
+    "too short": ("too short", "s long, at least"),
+    "irregular frame rate": ("variable frame rate", "irregular frame timestamps"),
+    "face too small": ("face too small",),
+    "several faces": ("several faces",),
+    "cut": ("a cut (scene change)",),
+    "face lost": ("face lost in frames",),
+    "no face": ("no face found",),
+    "no audio track": ("no audio track",),
+    "silent audio": ("audio is silent", "contains no audio samples"),
+    "audio and video lengths differ": ("but the audio",),
+    "frame too small": ("the short side must be",),
+    "unreadable": ("not a video", "cannot read", "cannot decode", "not found", "no video"),
+    "internal error": ("internal error", "worker process died"),
+}
+
+
+def speech_level(wave: np.ndarray, rate: int = audio.SAMPLE_RATE) -> float:
+    """The level of a waveform's loud parts: the 95th percentile of its RMS over 100 ms
+    frames (full scale = 1; the RMS of the whole wave if shorter than a frame)."""
+    wave = np.asarray(wave, np.float64)
+    n = rate // 10
+    k = len(wave) // n
+    if k == 0:
+        return float(np.sqrt(np.mean(np.square(wave)))) if wave.size else 0.0
+    frames = np.sqrt(np.mean(np.square(wave[: k * n].reshape(k, n)), axis=1))
+    return float(np.percentile(frames, 95))
+
+
+def skip_kind(reason: str) -> str:
+    """The skip category (`SKIP_KINDS` key) of a reason string; "other" if none fits."""
+    for kind, fragments in SKIP_KINDS.items():
+        if any(f in reason for f in fragments):
+            return kind
+    return "other"
+
+
 # -------------------------------------------------------------------------------- one clip
 
 
@@ -233,6 +637,9 @@ class ClipResult:
       fps: the video frame rate.
       timings: seconds per stage ("probe", "audio", "track", "crop", "fit", "write", "total").
       internal: the failure was an unexpected exception (a bug), not bad input.
+      audio: "speech", or for a record without speech "silent (no audio track)" / "silent
+        (audio is silent)" (`AUDIO_*`).
+      kind: a skipped clip's category (`skip_kind`: "too short", "face too small", ...).
     """
 
     clip_id: str
@@ -244,13 +651,15 @@ class ClipResult:
     fps: float | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     internal: bool = False
+    audio: str | None = None
+    kind: str | None = None
 
     def to_json(self) -> dict:
-        """The report.json entry: the fields that are set (an ok clip's reason as "note")."""
+        """The report.json entry: the fields that are set (a kept clip's reason as "note")."""
         d = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != {}}
         if not self.internal:
             del d["internal"]
-        if self.status == "ok" and "reason" in d:
+        if self.status in ("ok", "done") and "reason" in d:
             d["note"] = d.pop("reason")
         return d
 
@@ -320,11 +729,13 @@ def preprocess_video(
     *,
     fit_config=None,
     max_mismatch_seconds: float = coeff257.MAX_MISMATCH_SECONDS,
+    silent_clips: bool = True,
+    screen_config: ScreenConfig | None = None,
 ) -> ClipResult:
     """Preprocesses one talking-face video into `out_root` (see the module docstring).
 
     Args:
-      video_path: the video; it must have an audio track.
+      video_path: the video.
       out_root: the dataset directory (created if needed).
       clip_id, video_id, speaker_id, split: record metadata (`talkingjax.data.records`).
       model: a `MorphableModel`, a model `.npz` path, or None / "default" (the shipped one).
@@ -334,19 +745,26 @@ def preprocess_video(
         coefficient file always keeps the raw fit.
       fit_config: a `reconstruct.VideoFitConfig` (None = its defaults).
       max_mismatch_seconds: video and audio lengths differing more are rejected.
+      silent_clips: a video without usable audio (no audio track, or silent audio) is still
+        fitted and written as a record without speech (`has_audio` False, module
+        docstring); False = rejected, as clips with speech need.
+      screen_config: what makes a clip unusable (`ScreenConfig`; None = its defaults).
 
     Returns:
       `ClipResult` with status "ok"; `head_motion` False for clips shorter than
       `records.MIN_CLIP_SECONDS` (written, but listed under the manifest's `short_clips`).
 
     Raises:
-      InputError: not a readable video, no audio track, no trackable face, bad audio, video
-        and audio of different lengths. Nothing but temporary files is written before all
-        of the work succeeded, and those are removed.
+      InputError: not a readable video, too short, no audio track or silent audio (unless
+        `silent_clips`), no trackable face, bad audio, video and audio of different lengths;
+        `ClipRejected` (an `InputError`) for a face too small, several faces or a cut.
+        Nothing but temporary files is written before all of the work succeeded, and those
+        are removed.
     """
     from talkingjax.video import reconstruct, tracking
 
     video_path = os.fspath(video_path)
+    screen_config = screen_config or ScreenConfig()
     paths = clip_paths(out_root, clip_id)
     timings: dict[str, float] = {}
     start = clock = time.perf_counter()
@@ -359,35 +777,66 @@ def preprocess_video(
 
     model = _load_model(model)
     info = tracking.probe_video(video_path)
-    if not info.has_audio:
-        raise InputError(f"{video_path}: no audio track (the records need the speech)")
+    _check_length(info, video_path, screen_config)
     fps = float(np.float32(info.fps))  # as the record stores it, so every length check agrees
     lap("probe")
     # Audio before the expensive stages: silent audio or a length mismatch fails at once.
-    feats = audio.speech_features(audio.load_audio(video_path))
-    align = lambda pose: coeff257.align_to_audio(
-        pose, feats, fps, video_path, video_path, max_mismatch_seconds, min_seconds=0.0
-    )
-    align(np.zeros((int(info.num_frames), records.POSE_DIM), np.float32))
+    audio_kind, feats = AUDIO_SPEECH, None
+    if not info.has_audio:
+        if not silent_clips:
+            raise InputError(f"{video_path}: no audio track (the records need the speech)")
+        audio_kind = AUDIO_NO_TRACK
+    else:
+        try:
+            wave = audio.load_audio(video_path)
+            level = speech_level(wave)
+            if level < SILENT_LEVEL:
+                raise InputError(
+                    f"{video_path}: audio is silent (its loud parts are at "
+                    f"{20 * np.log10(max(level, 1e-10)):.0f} dBFS)"
+                )
+            feats = audio.speech_features(wave)
+        except InputError as err:
+            if not (silent_clips and skip_kind(str(err)) == "silent audio"):
+                raise
+            audio_kind = AUDIO_SILENT
+    has_audio = feats is not None
+    if has_audio:
+        align = lambda pose: coeff257.align_to_audio(
+            pose, feats, fps, video_path, video_path, max_mismatch_seconds, min_seconds=0.0
+        )
+        align(np.zeros((int(info.num_frames), records.POSE_DIM), np.float32))
     lap("audio")
-    rec = reconstruct.reconstruct_video(video_path, model, crop_size=crop_size, config=fit_config)
-    timings |= {k: round(v, 3) for k, v in rec.seconds.items()}  # track, crop, fit
-    clock = time.perf_counter()
-    fit, crops = rec.fit, rec.crops
-    params = np.asarray(rec.transform_params, np.float32)
-    landmarks = np.asarray(rec.landmarks, np.float32)
-    detected = np.asarray(rec.track.detected, bool)
+    track, screen = _track_and_screen(video_path, info, screen_config)
+    lap("track")
+    params = tracking.crop_track(track, model, size=crop_size)
+    crops = tracking.crop_video(video_path, params, crop_size)
+    landmarks = np.asarray(tracking.landmarks_in_crop(track, params), np.float32)
+    lap("crop")
+    fit = reconstruct.fit_video(model, crops, landmarks, track.detected, config=fit_config)
+    lap("fit")
+    params = np.asarray(params, np.float32)
+    detected = np.asarray(track.detected, bool)
     pose = np.asarray(fit.pose, np.float32)
     if pose_sigma:
         pose = np.asarray(reconstruct.smooth_pose(pose, pose_sigma), np.float32)
-    pose, mfcc = align(pose)
+    if has_audio:
+        pose, mfcc = align(pose)
+    else:  # every video frame; no speech rows
+        pose = records.check_pose(pose, fps, name=video_path, min_seconds=0.0)
+        mfcc = np.zeros((0, audio.NUM_CEPSTRA), np.float32)
     n = pose.shape[0]
     head_motion = n / fps >= records.MIN_CLIP_SECONDS
-    clip = records.Clip(clip_id, video_id, speaker_id, fps, pose, mfcc, split)
+    clip = records.Clip(clip_id, video_id, speaker_id, fps, pose, mfcc, split, has_audio=has_audio)
 
     lost = np.flatnonzero(~detected)
     note = None
-    if not head_motion:
+    if not has_audio:
+        note = (
+            f"no usable audio ({audio_kind.removeprefix('silent (')[:-1]}): pose and expression "
+            f"of all {n} frames written as a record without speech, listed under silent_clips"
+        )
+    elif not head_motion:
         note = (
             f"shorter than {records.MIN_CLIP_SECONDS:g} s ({n / fps:.2f} s): coefficients and "
             "record written, listed under short_clips, not in the head-motion manifest"
@@ -399,6 +848,7 @@ def preprocess_video(
         "speaker_id": speaker_id,
         "split": split,
         "status": "ok",
+        "audio": audio_kind,
         "fps": float(info.fps),
         "video_frames": int(detected.shape[0]),
         "record_frames": n,
@@ -412,6 +862,7 @@ def preprocess_video(
             "lost_fraction": float(lost.size / max(detected.shape[0], 1)),
             "lost_frame_indices": lost[:_MAX_LISTED_FRAMES].tolist(),
         },
+        "screen": screen,
         "fit": fit.report(),
     }
 
@@ -449,6 +900,7 @@ def preprocess_video(
         record_frames=n,
         fps=fps,
         timings=timings,
+        audio=audio_kind,
     )
 
 
@@ -485,14 +937,24 @@ class RunReport:
             line += f" ({t['internal_errors']} internal errors)"
         line += (
             f"; manifest: {t['manifest_clips']} head-motion clip(s)"
-            f", {t['manifest_short_clips']} short; report: {self.report_path}"
+            f", {t['manifest_short_clips']} short, {t.get('manifest_silent_clips', 0)} without "
+            f"speech; report: {self.report_path}"
         )
+        if t.get("skip_kinds"):
+            line += "; skipped: " + ", ".join(f"{k} {v}" for k, v in t["skip_kinds"].items())
         return line
 
 
 def _run_clip(spec: ClipSpec, out_root: str, model, options: dict) -> ClipResult:
-    """`preprocess_video` with every failure turned into a "skipped" result (+ its report)."""
+    """`preprocess_video` with every failure turned into a "skipped" result (+ its report).
+
+    A clip that is already finished (only given to it by a `recheck` run) is rechecked
+    instead (`_recheck_clip`).
+    """
+    if is_finished(out_root, spec.clip_id):
+        return _recheck_clip(spec, out_root, options)
     start = time.perf_counter()
+    details = None
     try:
         return preprocess_video(
             spec.video_path,
@@ -506,20 +968,38 @@ def _run_clip(spec: ClipSpec, out_root: str, model, options: dict) -> ClipResult
         )
     except InputError as err:
         reason, internal, tb = (str(err).splitlines() or ["?"])[0], False, None
+        details = getattr(err, "details", None)
+        kind = getattr(err, "kind", None) or skip_kind(reason)
     except Exception as err:  # a bug, or a library failing on odd input: keep going
         reason = f"internal error: {type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
-        internal, tb = True, traceback.format_exc()
+        internal, tb, kind = True, traceback.format_exc(), "internal error"
     seconds = round(time.perf_counter() - start, 3)
     paths = clip_paths(out_root, spec.clip_id)
     if not os.path.exists(paths["clips"]):  # outputs of an earlier, interrupted attempt
-        _remove_stale_temps(paths.values())
-        for kind in ("coeffs", "crops"):
-            try:
-                os.remove(paths[kind])
-            except OSError:
-                pass
+        _remove_outputs(paths)
+    _write_skip_report(spec, paths, reason, kind, seconds, details, tb)
+    return ClipResult(
+        spec.clip_id, "skipped", reason, timings={"total": seconds}, internal=internal, kind=kind
+    )
+
+
+def _remove_outputs(paths: dict[str, str]) -> None:
+    """Removes a clip's record (first: the clip is then no longer finished), coefficients,
+    crops and stale temporary files; its report is left."""
+    _remove_stale_temps(paths.values())
+    for kind in ("clips", "coeffs", "crops"):
+        try:
+            os.remove(paths[kind])
+        except OSError:
+            pass
+
+
+def _write_skip_report(spec, paths, reason, kind, seconds, details=None, tb=None, **extra):
     report = {"clip_id": spec.clip_id, "video": os.path.abspath(spec.video_path)}
-    report |= {"status": "skipped", "reason": reason, "timings": {"total": seconds}}
+    report |= {"status": "skipped", "reason": reason, "kind": kind, **extra}
+    report["timings"] = {"total": seconds}
+    if details:
+        report["screen"] = details
     if tb:
         report["traceback"] = tb
     try:
@@ -527,8 +1007,74 @@ def _run_clip(spec: ClipSpec, out_root: str, model, options: dict) -> ClipResult
         _write_json(paths["reports"], report)
     except OSError:
         pass
+
+
+def _read_report(out_root: str, clip_id: str) -> dict | None:
+    try:
+        with open(clip_paths(out_root, clip_id)["reports"]) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def is_screened(out_root: str | os.PathLike, clip_id: str) -> bool:
+    """Whether a clip's report has the current screening (`SCREEN_VERSION`)."""
+    report = _read_report(os.fspath(out_root), clip_id) or {}
+    return (report.get("screen") or {}).get("version") == SCREEN_VERSION
+
+
+def _record_has_audio(path: str) -> bool | None:
+    try:
+        with np.load(path) as z:
+            return bool(z["has_audio"]) if "has_audio" in z.files else True
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _recheck_clip(spec: ClipSpec, out_root: str, options: dict) -> ClipResult:
+    """Screens a clip finished by an earlier run without refitting it (`recheck`).
+
+    Its video is probed, tracked and scanned again (`_check_length`, `_track_and_screen`).
+    Rejected: its record, coefficients and crops are removed and its report says why, as
+    if a fresh run had skipped it. Passed: the "screen" section is added to its report. An
+    error that is not a screening verdict (e.g. ffmpeg missing) leaves the clip as it was.
+    """
+    from talkingjax.video import tracking
+
+    start = time.perf_counter()
+    config = options.get("screen_config") or ScreenConfig()
+    paths = clip_paths(out_root, spec.clip_id)
+    report = _read_report(out_root, spec.clip_id) or {}
+    try:
+        info = tracking.probe_video(spec.video_path)
+        _check_length(info, spec.video_path, config)
+        _, screen = _track_and_screen(spec.video_path, info, config)
+    except ClipRejected as err:
+        seconds = round(time.perf_counter() - start, 3)
+        _remove_outputs(paths)
+        reason = (str(err).splitlines() or ["?"])[0]
+        _write_skip_report(spec, paths, reason, err.kind, seconds, err.details, rechecked=True)
+        return ClipResult(
+            spec.clip_id, "skipped", reason, timings={"total": seconds}, kind=err.kind
+        )
+    except Exception as err:  # not a verdict on the clip: keep it
+        first = (str(err).splitlines() or [""])[0]
+        note = f"recheck failed ({type(err).__name__}: {first}); kept as it was"
+        return ClipResult(spec.clip_id, "done", note, audio=report.get("audio"))
+    has_audio = _record_has_audio(paths["clips"])
+    audio_kind = report.get("audio") or (AUDIO_SPEECH if has_audio else None)
+    report |= {"screen": screen, "audio": audio_kind}
+    report.setdefault("timings", {})["recheck"] = round(time.perf_counter() - start, 3)
+    _write_json(paths["reports"], report)
     return ClipResult(
-        spec.clip_id, "skipped", reason, timings={"total": seconds}, internal=internal
+        spec.clip_id,
+        "done",
+        "rechecked: passes the screening",
+        fps=report.get("fps"),
+        video_frames=report.get("video_frames"),
+        record_frames=report.get("record_frames"),
+        audio=audio_kind,
     )
 
 
@@ -586,6 +1132,7 @@ def _crashed(spec: ClipSpec) -> ClipResult:
         "skipped",
         "a worker process died while this clip was running (out of memory?)",
         internal=True,
+        kind="internal error",
     )
 
 
@@ -613,6 +1160,9 @@ def preprocess(
     retry_failed: bool = True,
     fit_config=None,
     progress: TextIO | None | bool = None,
+    silent_clips: bool = True,
+    recheck: bool = False,
+    screen_config: ScreenConfig | None = None,
 ) -> RunReport:
     """Preprocesses every clip of `inputs` into the dataset `out_root` (module docstring).
 
@@ -629,6 +1179,12 @@ def preprocess(
       fps: frame rate of the coefficient files (`coeff` layout only; required there).
       retry_failed: also rerun clips whose last attempt failed (their report says so).
       progress: stream for the progress line; None = stderr, False = none.
+      silent_clips: videos without usable audio become records without speech (see
+        `preprocess_video`); False = they are skipped.
+      recheck: screen finished clips whose report predates the current screening
+        (`SCREEN_VERSION`) without refitting them (`_recheck_clip`); rejected ones lose
+        their record and count as skipped.
+      screen_config: what makes a clip unusable (`ScreenConfig`).
 
     Returns:
       `RunReport`; also written as `<out_root>/report.json`.
@@ -658,15 +1214,21 @@ def preprocess(
         "save_crops": save_crops,
         "pose_sigma": pose_sigma,
         "fit_config": fit_config,
+        "silent_clips": silent_clips,
+        "screen_config": screen_config,
     }
 
     results: dict[str, ClipResult] = {}
     todo = []
     for spec in specs:
         if is_finished(out_root, spec.clip_id):
-            results[spec.clip_id] = ClipResult(spec.clip_id, "done")
+            if recheck and not is_screened(out_root, spec.clip_id):
+                todo.append(spec)
+            else:
+                audio_kind = (_read_report(out_root, spec.clip_id) or {}).get("audio")
+                results[spec.clip_id] = ClipResult(spec.clip_id, "done", audio=audio_kind)
         elif not retry_failed and (prev := _previous_failure(out_root, spec.clip_id)):
-            results[spec.clip_id] = ClipResult(spec.clip_id, "skipped", prev)
+            results[spec.clip_id] = ClipResult(spec.clip_id, "skipped", prev, kind=_prev_kind(prev))
         else:
             todo.append(spec)
     bar = progress_lib.Progress(quiet=progress is False, stream=progress or None).bar(
@@ -692,21 +1254,26 @@ def preprocess(
 
 
 def _previous_failure(out_root: str, clip_id: str) -> str | None:
-    try:
-        with open(clip_paths(out_root, clip_id)["reports"]) as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return None
+    report = _read_report(out_root, clip_id) or {}
     if report.get("status") == "skipped":
         return f"failed in an earlier run: {report.get('reason')}"
     return None
 
 
+def _prev_kind(reason: str) -> str:
+    """`skip_kind` of a reason (also of "failed in an earlier run: <reason>")."""
+    return skip_kind(reason.removeprefix("failed in an earlier run: "))
+
+
 def _finish(
     out_root: str, layout: str, results: list[ClipResult], num_clips: int, seconds: float
 ) -> RunReport:
-    entries, short = rebuild_manifest(out_root, fresh={r.clip_id for r in results})
+    entries, short, silent = rebuild_manifest(out_root, fresh={r.clip_id for r in results})
     counts = {s: sum(r.status == s for r in results) for s in ("ok", "done", "skipped")}
+    kinds: dict[str, int] = {}
+    for r in results:
+        if r.status == "skipped":
+            kinds[r.kind or "other"] = kinds.get(r.kind or "other", 0) + 1
     totals = {
         "clips": num_clips,
         **counts,
@@ -714,6 +1281,8 @@ def _finish(
         "internal_errors": sum(r.internal for r in results),
         "manifest_clips": len(entries),
         "manifest_short_clips": len(short),
+        "manifest_silent_clips": len(silent),
+        "skip_kinds": dict(sorted(kinds.items())),
         "seconds": round(seconds, 3),
     }
     run = RunReport(out_root, layout, results, totals)
@@ -734,23 +1303,28 @@ def _clip_entry_from_file(root: str, rel: str) -> dict | None:
             meta = {k: str(z[k]) for k in ("clip_id", "video_id", "speaker_id", "split")}
             num_frames = int(z["pose"].shape[0])
             fps = float(z["fps"])
+            has_audio = bool(z["has_audio"]) if "has_audio" in z.files else True
     except (OSError, ValueError, KeyError):
         return None
-    return {**meta, "fps": fps, "num_frames": num_frames, "file": rel}
+    entry = {**meta, "fps": fps, "num_frames": num_frames, "file": rel}
+    if not has_audio:
+        entry["has_audio"] = False
+    return entry
 
 
 def rebuild_manifest(
     out_root: str | os.PathLike, fresh: Iterable[str] = ()
-) -> tuple[list[dict], list[dict]]:
+) -> tuple[list[dict], list[dict], list[dict]]:
     """Rewrites `<out_root>/manifest.json` from every finished clip in `<out_root>/clips`.
 
     Entries of the existing manifest are reused for files still present, except for the clip
-    ids in `fresh` (just written); other clip files are read for their metadata. Clips of at
-    least `records.MIN_CLIP_SECONDS` go to `clips` (what `records.load_dataset` reads),
-    shorter ones to `short_clips`.
+    ids in `fresh` (just written); other clip files are read for their metadata. Records with
+    speech of at least `records.MIN_CLIP_SECONDS` go to `clips` (what `records.load_dataset`
+    reads), shorter ones to `short_clips`; records without speech (`has_audio` False) to
+    `silent_clips`, whatever their length.
 
     Returns:
-      (clips entries, short_clips entries), each sorted by clip id.
+      (clips, short_clips, silent_clips entries), each sorted by clip id.
     """
     out_root, fresh = os.fspath(out_root), set(fresh)
     clip_dir = os.path.join(out_root, "clips")
@@ -764,24 +1338,29 @@ def rebuild_manifest(
         with open(os.path.join(out_root, "manifest.json")) as f:
             old = json.load(f)
         if old.get("format") == records.FORMAT:
-            for e in [*old.get("clips", []), *old.get("short_clips", [])]:
-                known[e["file"]] = e
+            for key in ("clips", "short_clips", "silent_clips"):
+                for e in old.get(key, []):
+                    known[e["file"]] = e
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    entries, short = [], []
+    entries, short, silent = [], [], []
     for name in files:
         rel = os.path.join("clips", name)
         entry = None if name[:-4] in fresh else known.get(rel)
         entry = entry or _clip_entry_from_file(out_root, rel)
         if entry is None:
             continue
-        long_enough = entry["num_frames"] / entry["fps"] >= records.MIN_CLIP_SECONDS
-        (entries if long_enough else short).append(entry)
-    entries.sort(key=lambda e: e["clip_id"])
-    short.sort(key=lambda e: e["clip_id"])
+        if entry.get("has_audio", True) is False:
+            silent.append(entry)
+        elif entry["num_frames"] / entry["fps"] >= records.MIN_CLIP_SECONDS:
+            entries.append(entry)
+        else:
+            short.append(entry)
+    for part in (entries, short, silent):
+        part.sort(key=lambda e: e["clip_id"])
     if files or os.path.exists(os.path.join(out_root, "manifest.json")):
-        records.write_manifest(out_root, entries, short_clips=short)
-    return entries, short
+        records.write_manifest(out_root, entries, short_clips=short, silent_clips=silent)
+    return entries, short, silent
 
 
 def _import_coeff(inputs: str, out_root: str, fps: float | None, split: str) -> RunReport:
@@ -811,6 +1390,7 @@ def _import_coeff(inputs: str, out_root: str, fps: float | None, split: str) -> 
         "internal_errors": 0,
         "manifest_clips": len(clips),
         "manifest_short_clips": 0,
+        "manifest_silent_clips": 0,
         "seconds": round(time.perf_counter() - start, 3),
     }
     run = RunReport(out_root, "coeff", results, totals)

@@ -2,20 +2,32 @@
 
 Layout of a dataset directory::
 
-    <root>/manifest.json          {"format": "talkingjax.headmotion/1", "clips": [entry, ...]}
+    <root>/manifest.json          {"format": "talkingjax.headmotion/1", "clips": [entry, ...],
+                                   optional "short_clips": [...], "silent_clips": [...]}
     <root>/clips/<clip_id>.npz    one file per clip
 
 Each manifest entry holds `clip_id`, `video_id`, `speaker_id`, `fps`, `num_frames`, `split`
-("train", "test", ...) and `file` (path relative to root). Each clip file holds:
+("train", "test", ...) and `file` (path relative to root); the entry of a record without
+speech also `"has_audio": false`. `clips` lists the records with speech of at least
+`MIN_CLIP_SECONDS` (what `load_dataset` reads), `short_clips` shorter ones with speech (the
+preprocessor's; not loaded), `silent_clips` the records without speech, of any length
+(loaded only on request: `load_dataset(..., silent=True)`, those of at least
+`MIN_CLIP_SECONDS`). Each clip file holds:
 
 - `pose`  float32 [T, 6] at the clip's own fps: Euler angles (x = pitch, y = yaw, z = roll,
   radians, the 257-d coefficient convention) then translation (x, y, z).
 - `mfcc`  float32 [N, 13] rows of `talkingjax.audio.speech_features` of the clip's audio
-  (100 Hz, padded as `talkingjax.audio.window_starts` expects).
+  (100 Hz, padded as `talkingjax.audio.window_starts` expects); [0, 13] without speech.
 - `fps`   float scalar.
 - `style` float32 [S] (optional) the true motion style parameters of a synthetic clip.
 - `exp`   float32 [T, K] (optional) 3DMM expression coefficients per frame (reconstructed
   videos, synthetic expression data), K = the face model's expression size.
+- `has_audio` bool scalar (optional, default True). False marks a record *without speech*
+  (a video with no audio track, or a silent one): pose and expression of every video frame,
+  `mfcc` empty [0, 13]. Such records serve pose-only uses (the head-motion encoder's
+  contrastive phase); whatever needs the speech (triplet sampling with audio, expression
+  windows, evaluation) refuses them (`require_audio`) rather than train on zeros. Files
+  written before this field existed have speech and load as before.
 
 A *video* (`video_id`) may be split into several clips; triplet sampling treats all clips of
 one video as one source of windows (two windows of one video vs one of another, paper Eq. 1).
@@ -51,6 +63,7 @@ class Clip:
     split: str = "train"
     style: np.ndarray | None = None
     exp: np.ndarray | None = None  # [T, K] 3DMM expression coefficients (reconstructed videos)
+    has_audio: bool = True  # False: a record without speech, mfcc [0, 13] (module docstring)
 
     @property
     def num_frames(self) -> int:
@@ -59,6 +72,21 @@ class Clip:
     @property
     def seconds(self) -> float:
         return self.num_frames / self.fps
+
+
+def require_audio(clip: Clip, needed_by: str) -> Clip:
+    """Returns `clip` if it has speech; raises `InputError` naming `needed_by` if it does not.
+
+    The guard of every consumer of the MFCC rows: a record without speech (`has_audio`
+    False, module docstring) is refused with a clear message instead of being trained on.
+    """
+    if not clip.has_audio:
+        raise InputError(
+            f"clip {clip.clip_id} has no speech (a record of a video without usable audio); "
+            f"{needed_by} needs the audio: leave records without speech out (load_dataset "
+            "reads them only with silent=True)"
+        )
+    return clip
 
 
 def check_pose(
@@ -103,12 +131,14 @@ def clip_arrays(clip: Clip) -> dict[str, np.ndarray]:
         arrays["style"] = np.asarray(clip.style, np.float32)
     if clip.exp is not None:
         arrays["exp"] = np.asarray(clip.exp, np.float32)
+    if not clip.has_audio:  # only then: files with speech are exactly as before
+        arrays["has_audio"] = np.asarray(False)
     return arrays
 
 
 def manifest_entry(clip: Clip, file: str | None = None) -> dict:
     """The manifest entry of `clip`; `file` defaults to `clips/<clip_id>.npz`."""
-    return {
+    entry = {
         "clip_id": clip.clip_id,
         "video_id": clip.video_id,
         "speaker_id": clip.speaker_id,
@@ -117,6 +147,9 @@ def manifest_entry(clip: Clip, file: str | None = None) -> dict:
         "split": clip.split,
         "file": file or os.path.join("clips", f"{clip.clip_id}.npz"),
     }
+    if not clip.has_audio:
+        entry["has_audio"] = False
+    return entry
 
 
 def atomic_write(path: str | os.PathLike, write, mode: str = "xb") -> None:
@@ -161,19 +194,31 @@ def write_manifest(root: str | os.PathLike, entries: list[dict], **extra) -> Non
 
 
 def write_dataset(root: str | os.PathLike, clips: list[Clip]) -> None:
-    """Writes `clips` and the manifest (the manifest last, so a crash leaves no valid dataset)."""
+    """Writes `clips` and the manifest (the manifest last, so a crash leaves no valid dataset).
+
+    Records without speech go under the manifest's `silent_clips` (module docstring).
+    """
     root = os.fspath(root)
     os.makedirs(os.path.join(root, "clips"), exist_ok=True)
-    entries = []
+    entries, silent = [], []
     for clip in clips:
         entry = manifest_entry(clip)
         save_clip(os.path.join(root, entry["file"]), clip)
-        entries.append(entry)
-    write_manifest(root, entries)
+        (entries if clip.has_audio else silent).append(entry)
+    write_manifest(root, entries, **({"silent_clips": silent} if silent else {}))
 
 
-def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip]:
-    """Loads all clips (or those of one split) of a dataset directory, validating each."""
+def load_dataset(
+    root: str | os.PathLike, split: str | None = None, silent: bool = False
+) -> list[Clip]:
+    """Loads all clips (or those of one split) of a dataset directory, validating each.
+
+    Args:
+      root: the dataset directory.
+      split: only this split (default all).
+      silent: also the records without speech (`silent_clips` of at least
+        `MIN_CLIP_SECONDS`; `has_audio` False, empty `mfcc`), after those with speech.
+    """
     root = os.fspath(root)
     manifest_path = os.path.join(root, "manifest.json")
     if not os.path.isfile(manifest_path):
@@ -182,8 +227,15 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
         manifest = json.load(f)
     if manifest.get("format") != FORMAT:
         raise InputError(f"{manifest_path}: unknown format {manifest.get('format')!r}")
+    entries = list(manifest["clips"])
+    if silent:
+        entries += [
+            e
+            for e in manifest.get("silent_clips", [])
+            if e["num_frames"] / e["fps"] >= MIN_CLIP_SECONDS
+        ]
     clips = []
-    for e in manifest["clips"]:
+    for e in entries:
         if split is not None and e["split"] != split:
             continue
         path = os.path.join(root, e["file"])
@@ -194,8 +246,11 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
             raise InputError(f"cannot read clip {path}: {err}") from None
         pose = check_pose(arrays["pose"], float(e["fps"]), name=path)
         mfcc = arrays["mfcc"]
+        has_audio = bool(arrays.get("has_audio", True))
         if mfcc.ndim != 2 or mfcc.shape[1] != audio.NUM_CEPSTRA or not np.isfinite(mfcc).all():
             raise InputError(f"{path}: mfcc must be finite [rows, 13], got shape {mfcc.shape}")
+        if not has_audio and mfcc.shape[0]:
+            raise InputError(f"{path}: a record without speech has mfcc rows {mfcc.shape}")
         exp = arrays.get("exp")
         if exp is not None and (
             exp.ndim != 2 or exp.shape[0] != pose.shape[0] or not np.isfinite(exp).all()
@@ -214,6 +269,7 @@ def load_dataset(root: str | os.PathLike, split: str | None = None) -> list[Clip
                 split=e["split"],
                 style=arrays.get("style"),
                 exp=None if exp is None else exp.astype(np.float32),
+                has_audio=has_audio,
             )
         )
     if not clips:

@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from talkingjax import audio
-from talkingjax.data.records import Clip, resample_pose
+from talkingjax.data.records import Clip, require_audio, resample_pose
 from talkingjax.errors import InputError
 
 
@@ -60,6 +60,7 @@ def prepare_videos(clips: list[Clip], fps: float) -> list[Video]:
     """
     videos = []
     for clip in clips:
+        require_audio(clip, "triplet sampling")
         pose = resample_pose(clip.pose, clip.fps, fps)
         frames = min(pose.shape[0], audio.frames_in_features(clip.mfcc.shape[0], fps))
         videos.append(Video(clip.video_id, pose[:frames], clip.mfcc, clip.style))
@@ -157,6 +158,7 @@ def prepare_expression_clips(
 
     out = []
     for clip in clips:
+        require_audio(clip, "expression training")
         if clip.exp is None:
             raise InputError(f"clip {clip.clip_id} has no expression coefficients ('exp')")
         if clip.exp.shape[1] != num_exp:
@@ -248,6 +250,7 @@ class PoseWindowSampler:
         self.seed = seed
         self.audio, self.pose = [], []
         for clip in clips:
+            require_audio(clip, "pose window sampling")
             pose = resample_pose(clip.pose, clip.fps, fps)
             frames = min(pose.shape[0], audio.frames_in_features(clip.mfcc.shape[0], fps))
             if frames < window:
