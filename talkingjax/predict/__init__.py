@@ -16,12 +16,14 @@ from talkingjax.predict.expression import ExpressionPredictor
 from talkingjax.predict.gan import Refiner
 from talkingjax.predict.head_motion import HeadMotionPredictor
 from talkingjax.predict.peers import PeerPredictor, Yi2022Predictor, load_predictor
+from talkingjax.predict.sync import SyncScorer
 
 __all__ = [
     "ExpressionPredictor",
     "HeadMotionPredictor",
     "PeerPredictor",
     "Refiner",
+    "SyncScorer",
     "Yi2022Predictor",
     "load_predictor",
 ]
