@@ -3,17 +3,18 @@
 `generate` strings the steps together, one progress stage each:
 
 1. predict pose and expression: head pose from the speech and the motion pattern (decoder
-   D_m, scaled about its mean by `Controls.pose_scale`), expression from the speech with the
-   target's fine-tuned regressor (`talkingjax.generation.motion`);
+   D_m, scaled about its mean by `Controls.pose_scale`; or the given `Controls.pose`),
+   expression from the speech with the target's fine-tuned regressor
+   (`talkingjax.generation.motion`);
 2. background matching (Sec. IV-B2): keyframes of the predicted pose matched to frames of the
    target video, the background index interpolated between them, the pose adjusted to its
    background (`talkingjax.generation.controls.plan_motion`);
 3. render, refine, paste, write (`_Frames`, chunk by chunk): rendering with the target's
    identity, albedo and lighting over the cropped background frame, the GAN over windows of
-   three composed frames (Sec. IV-B3), paste-back into the full background frames
-   (`talkingjax.generation.paste`), and an mp4 with the speech as its audio track
-   (`visualize.VideoWriter`). Frames are made and written in chunks, so speech of any length
-   (an hour and more) streams through with bounded memory.
+   three composed frames (Sec. IV-B3; none with `Controls.refine` False), paste-back into the
+   full background frames (`talkingjax.generation.paste`), and an mp4 with the speech as its
+   audio track (`visualize.VideoWriter`). Frames are made and written in chunks, so speech of
+   any length (an hour and more) streams through with bounded memory.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from talkingjax.generation.controls import (
     Controls,
     check_controls,
     check_output,
+    given_pose,
     most_frontal,
     plan_motion,
 )
-from talkingjax.generation.models import Models
+from talkingjax.generation.models import Models, gan_size
 from talkingjax.generation.personalization import Target
 from talkingjax.progress import Progress
 
@@ -51,7 +53,8 @@ class Result:
       path: the mp4.
       num_frames: frames written.
       fps: their rate.
-      predicted_pose: [F, 6] pose from the speech (after `pose_scale`), before matching.
+      predicted_pose: [F, 6] pose from the speech (after `pose_scale`), or the given
+        `Controls.pose`, before matching.
       pose: [F, 6] the pose rendered (adjusted to the backgrounds).
       exp: [F, K] expression rendered.
       background: [F] target frame behind each output frame.
@@ -79,12 +82,12 @@ def _hull(mask: np.ndarray) -> np.ndarray:
 
 
 class _Frames:
-    """Renders, refines and pastes output frames chunk by chunk."""
+    """Renders, refines (unless `refiner` is None) and pastes output frames chunk by chunk."""
 
     def __init__(self, target: Target, refiner, face_model, controls: Controls):
         self.target, self.refiner, self.model = target, refiner, face_model
         self.controls = controls
-        self.size = refiner.size
+        self.size = refiner.size if refiner is not None else gan_size(target.gan)
         self.params = gan_pairs.scaled_transform(target.params, target.crop_size, self.size)
         self.history: list[np.ndarray] = []  # the last two composed frames (window t-2, t-1)
 
@@ -105,16 +108,11 @@ class _Frames:
         )
         render, mask = gan_pairs.render_frames(self.model, coeffs, s, self.target.albedo)
         back = np.stack([fit_lib.apply_crop(frames[i], self.params[i], (s, s)) for i in idx])
-        composed = gan_pairs.compose(render, mask, back) * 2.0 - 1.0  # [N, S, S, 3]
-        seq = self.history + list(composed)
-        if not self.history:  # the first frame repeats, as at the start of training clips
-            seq = [composed[0], composed[0]] + seq
-        windows = np.stack([np.concatenate(seq[k : k + 3], axis=-1) for k in range(n)]).astype(
-            np.float32
-        )
-        self.history = seq[-2:]
-        refined = self.refiner(windows)["image"]
-        crops = np.clip((refined + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+        composed = gan_pairs.compose(render, mask, back)  # [N, S, S, 3] in [0, 1]
+        if self.refiner is None:  # no GAN: the raw render over its background crop
+            crops = np.clip(composed * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        else:
+            crops = self._refine(composed * 2.0 - 1.0)
         return np.stack(
             [
                 paste.paste_crop(
@@ -123,6 +121,20 @@ class _Frames:
                 for k, i in enumerate(idx)
             ]
         )
+
+    def _refine(self, composed: np.ndarray) -> np.ndarray:
+        """Refined crops [N, S, S, 3] uint8 of composed frames [N, S, S, 3] in [-1, 1]: the GAN
+        over windows of three consecutive composed frames (carried across chunks)."""
+        n = composed.shape[0]
+        seq = self.history + list(composed)
+        if not self.history:  # the first frame repeats, as at the start of training clips
+            seq = [composed[0], composed[0]] + seq
+        windows = np.stack([np.concatenate(seq[k : k + 3], axis=-1) for k in range(n)]).astype(
+            np.float32
+        )
+        self.history = seq[-2:]
+        refined = self.refiner(windows)["image"]
+        return np.clip((refined + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
 
 
 def generate(
@@ -142,14 +154,16 @@ def generate(
       target: from `personalize` (or `personalize_photo`).
       models: the pose model (the expression and GAN models are the target's).
       out_path: the mp4 to write; its audio track is `wave`, its length the speech's.
-      controls: pattern, pose scale, still, seed, background blend, paste mode.
+      controls: pattern, pose scale, still, seed, given pose, background blend, paste mode,
+        GAN or none (`Controls`).
       progress: where stage lines and the frame bar go (default: nowhere); its `times`
         are the returned `Result.seconds`.
       side_by_side: also write this mp4: the target video (looped) | the output.
 
     Raises:
-      InputError: bad speech, bad controls, an unwritable output. Nothing is left at the
-        output paths when anything fails.
+      InputError: bad speech, bad controls (a given pose of another length than the
+        speech's), an unwritable output. Nothing is left at the output paths when anything
+        fails.
     """
     progress = progress or Progress(quiet=True)
     check_controls(controls)
@@ -161,7 +175,9 @@ def generate(
     num_frames = audio.num_video_frames(wave.size / audio.SAMPLE_RATE, fps)
 
     with progress.stage("predict pose and expression"):
-        if controls.still or target.pattern is None:
+        if controls.pose is not None:
+            predicted = given_pose(controls, num_frames)
+        elif controls.still or target.pattern is None:
             predicted = np.repeat(target.pose[most_frontal(target.pose)][None], num_frames, 0)
         else:
             pattern = controls.pattern
@@ -179,7 +195,11 @@ def generate(
         plan = plan_motion(target, predicted, controls)
 
     with progress.stage(FRAMES_STAGE):
-        refiner = predict.Refiner.from_workdir(target.gan, ensemble_shift=controls.ensemble_shift)
+        refiner = (
+            predict.Refiner.from_workdir(target.gan, ensemble_shift=controls.ensemble_shift)
+            if controls.refine
+            else None
+        )
         maker = _Frames(target, refiner, face_model, controls)
         # The target is short (10-15 s): its frames are decoded once and kept.
         frames = target.frames()

@@ -1,8 +1,9 @@
 """What a user may change about a generated video, checked before any work, and the motion plan.
 
 `Controls` are the knobs of `talkingjax.generation.generate` (another motion pattern, the
-motion's scale, a still head, the pattern's seed, the background blend, the paste mode, the
-chunk size, the GAN's self-ensemble); `check_controls` and `check_output` fail early on
+motion's scale, a still head, the pattern's seed, a given head pose instead of the predicted
+one, the background blend, the paste mode, the GAN or none, the chunk size, the GAN's
+self-ensemble); `check_controls` and `check_output` fail early on
 values or paths generation cannot use, so the command line can check them before fitting.
 `plan_motion` turns a predicted pose into the background plan (paper 000 Sec. IV-B2,
 `talkingjax.generation.background`), or the still plan when the controls or a photo ask for no
@@ -32,8 +33,15 @@ class Controls:
       still: no head motion: every frame over the target's most frontal frame, in its pose.
       seed: 0 = the pattern of the whole target video; others = of a random stretch of it
         (`motion_pattern`).
+      pose: a given head pose [F, 6] (pitch, yaw, roll radians; tx, ty, tz, in the fit's
+        crop camera, as `Target.pose`) used instead of the predicted one, F = the speech's
+        frame count (e.g. a clip's own fitted pose, for self-reconstruction): background
+        matching and the pose adjustment (`blend`) run on it as on a prediction; `pattern`,
+        `seed` and `pose_scale` are then unused, and `still` may not be set.
       blend: weight of the background frame's angles in the final pose (`adjust_pose`).
       paste: "poisson" or "feather" (`talkingjax.generation.paste`).
+      refine: False = no GAN: the rendered face over its background crop is pasted as it is
+        (the pipeline's raw render, an evaluation row; the GAN is not even loaded).
       chunk: frames rendered, refined and written at a time.
       ensemble_shift: the generator's test-time self-ensemble (`predict.Refiner`; beyond the
         paper): -1 = one pass; 0 = mean with the mirrored pass; s > 0 = mirror and shifts by
@@ -44,8 +52,10 @@ class Controls:
     pose_scale: float = 1.0
     still: bool = False
     seed: int = 0
+    pose: np.ndarray | None = None
     blend: float = 1.0
     paste: str = "poisson"
+    refine: bool = True
     chunk: int = 100
     ensemble_shift: int = -1
 
@@ -63,6 +73,24 @@ def check_controls(controls: Controls) -> None:
             f"GAN self-ensemble shift must be -1 (off), 0 (mirror) or more, got "
             f"{controls.ensemble_shift}"
         )
+    if controls.pose is not None:
+        pose = np.asarray(controls.pose)
+        if pose.ndim != 2 or pose.shape[0] < 1 or pose.shape[1] != 6:
+            raise InputError(f"a given pose must be [F >= 1, 6], got shape {pose.shape}")
+        if not np.issubdtype(pose.dtype, np.number) or not np.isfinite(pose).all():
+            raise InputError("a given pose must be finite numbers")
+        if controls.still:
+            raise InputError("a given pose and a still head exclude each other")
+
+
+def given_pose(controls: Controls, num_frames: int) -> np.ndarray:
+    """`controls.pose` as float32 [num_frames, 6]; `InputError` if it has another length."""
+    pose = np.asarray(controls.pose, np.float32)
+    if pose.shape[0] != num_frames:
+        raise InputError(
+            f"the given pose has {pose.shape[0]} frames; the speech makes {num_frames}"
+        )
+    return pose
 
 
 def check_output(path: str) -> None:

@@ -1,0 +1,145 @@
+"""Generation with a given head pose and without the GAN (`generation.Controls.pose` / `refine`).
+
+The target is a video the project renders itself (`default_inputs.make_target_video`),
+personalised by hand from its ground truth instead of fitted (no fit, no fine-tune: the shipped
+expression regressor and GAN), so the rendered pose can be checked against known values.
+"""
+
+import os
+
+import numpy as np
+import pytest
+
+from talkingjax import audio, generation, predict
+from talkingjax.data import default_inputs
+from talkingjax.errors import InputError
+from talkingjax.face3d import coeffs as coeffs_lib
+from talkingjax.video import tracking
+from tests import testdata
+
+SIZE = 128
+
+
+def made_target(path: str, seconds: float = 4.0, seed: int = 3):
+    """(Target, DefaultTarget) of a rendered target video, personalised from its ground truth.
+
+    The whole S x S frame is the fit's 224 px crop (scale 224 / S), so the video's camera
+    (`Camera().scaled(S)`) is the fit's and the rendered pose is the target's fitted pose.
+    """
+    truth = default_inputs.make_target_video(path, seconds=seconds, size=SIZE, seed=seed)
+    models = generation.Models.default()
+    n = truth.num_frames
+
+    def const(x):
+        return np.repeat(np.asarray(x, np.float32)[None], n, 0)
+
+    pose = truth.pose.astype(np.float32)
+    coeffs = coeffs_lib.FaceCoeffs(
+        id=const(truth.id), exp=truth.exp.astype(np.float32), tex=const(truth.tex),
+        angles=pose[:, :3], gamma=const(truth.gamma), trans=pose[:, 3:],
+    )  # fmt: skip
+    params = np.tile(np.array([SIZE, SIZE, 224 / SIZE, 0, 0], np.float32), (n, 1))
+    target = generation.Target(
+        path, truth.fps, coeffs, params, 224, pose, None, models.expression, models.gan
+    )
+    return target, truth
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    return made_target(str(tmp_path_factory.mktemp("target") / "target.mp4"))
+
+
+def _face_error(path: str, truth, frames: np.ndarray) -> float:
+    """Mean absolute difference (gray levels) of a video's frames from the real frames `frames`
+    of `truth`, over the box of the real face."""
+    out = np.stack(list(tracking.read_frames(path))).astype(float)
+    lm = truth.landmarks[frames]
+    x0, y0 = np.floor(lm.min((0, 1))).astype(int)
+    x1, y1 = np.ceil(lm.max((0, 1))).astype(int)
+    real = truth.frames[frames].astype(float)
+    return float(np.abs(out[:, y0:y1, x0:x1] - real[:, y0:y1, x0:x1]).mean())
+
+
+def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_path, monkeypatch):
+    target, truth = target
+    models = generation.Models.default()
+
+    def no_gan(*args, **kwargs):
+        raise AssertionError("the GAN was loaded although refine=False")
+
+    monkeypatch.setattr(predict.Refiner, "from_workdir", no_gan)
+    wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
+    frames = np.arange(40, 70)  # the speech makes 30 frames
+    given = target.pose[frames]
+    # Background matching on the target's own poses finds the frames they came from, and the
+    # default pose adjustment (blend 1) renders exactly the background frame's pose.
+    plan = generation.plan_motion(target, given, generation.Controls(pose=given))
+    np.testing.assert_array_equal(plan.indices, frames)
+    np.testing.assert_array_equal(plan.pose, target.pose[frames])
+    # With blend 0 the given angles are rendered as given, at the background's translation.
+    out = str(tmp_path / "own.mp4")
+    controls = generation.Controls(pose=given, refine=False, blend=0.0)
+    result = generation.generate(wave, target, models, out, controls)
+    np.testing.assert_array_equal(result.predicted_pose, given)
+    np.testing.assert_array_equal(result.pose[:, :3], given[:, :3])
+    np.testing.assert_array_equal(result.pose[:, 3:], target.pose[result.background, 3:])
+    # The pose reaches the pixels: the raw render at the real pose over the real frame nearly
+    # is the real frame (only the predicted mouth differs); turned by 30 degrees it is not.
+    turned = given.copy()
+    turned[:, 1] += np.radians(30.0)
+    other = str(tmp_path / "turned.mp4")
+    again = generation.generate(
+        wave, target, models, other, generation.Controls(pose=turned, refine=False, blend=0.0)
+    )
+    np.testing.assert_allclose(again.pose[:, 1], turned[:, 1], atol=1e-6)
+    own_error = _face_error(out, truth, result.background)
+    turned_error = _face_error(other, truth, again.background)
+    assert own_error < 8.0 and own_error < 0.6 * turned_error, (own_error, turned_error)
+
+
+def test_refine_switches_the_gan(target, tmp_path, monkeypatch):
+    target, truth = target
+    models = generation.Models.default()
+
+    class BlackGAN:  # a stand-in generator: every refined face black
+        size = SIZE
+
+        def __call__(self, windows):
+            return {"image": -np.ones((*windows.shape[:3], 3), np.float32)}
+
+    monkeypatch.setattr(predict.Refiner, "from_workdir", lambda *a, **k: BlackGAN())
+    wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
+    given = target.pose[10:40]
+    paths = {}
+    for refine in (True, False):
+        paths[refine] = str(tmp_path / f"refine_{refine}.mp4")
+        controls = generation.Controls(pose=given, refine=refine, paste="feather", chunk=30)
+        generation.generate(wave, target, models, paths[refine], controls)
+    face = truth.landmarks[10:40].mean((0, 1)).astype(int)  # the face's centre
+    centre = {
+        k: np.stack(list(tracking.read_frames(p)))[:, face[1] - 4 : face[1] + 4,
+                                                   face[0] - 4 : face[0] + 4].mean()
+        for k, p in paths.items()
+    }  # fmt: skip
+    assert centre[True] < 30 < 80 < centre[False], centre
+
+
+def test_bad_given_poses_are_refused_before_any_work(target, tmp_path):
+    target, _ = target
+    models = generation.Models.default()
+    for pose, match in (
+        (np.zeros((5, 5)), "shape"),
+        (np.full((5, 6), np.nan), "finite"),
+        (np.zeros((0, 6)), "shape"),
+    ):
+        with pytest.raises(InputError, match=match):
+            generation.check_controls(generation.Controls(pose=pose))
+    with pytest.raises(InputError, match="still"):
+        generation.check_controls(generation.Controls(pose=np.zeros((5, 6)), still=True))
+    wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
+    out = str(tmp_path / "out.mp4")
+    with pytest.raises(InputError, match="29 frames; the speech makes 30"):
+        controls = generation.Controls(pose=target.pose[:29])
+        generation.generate(wave, target, models, out, controls)
+    assert sorted(os.listdir(tmp_path)) == ["s.wav"]
