@@ -79,6 +79,7 @@ import cv2
 import numpy as np
 
 from talkingjax.errors import InputError
+from talkingjax.metrics import pose_peers
 
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as talkingjax.metrics.image
 NUM_MESH_POINTS = 468  # MediaPipe's face mesh without the irises
@@ -128,20 +129,9 @@ def _fps(fps: float) -> float:
 # ----------------------------------------------------------------------------- head motion
 
 
-def euler_to_rotation(angles) -> np.ndarray:
-    """[..., 3] (x, y, z) radians -> [..., 3, 3] float64 R = Rz(z) Ry(y) Rx(x).
-
-    The NumPy twin of `talkingjax.geometry.euler_to_rotation` (float64, so small steps between
-    nearby rotations keep their precision).
-    """
-    a = np.asarray(angles, np.float64)
-    cx, sx = np.cos(a[..., 0]), np.sin(a[..., 0])
-    cy, sy = np.cos(a[..., 1]), np.sin(a[..., 1])
-    cz, sz = np.cos(a[..., 2]), np.sin(a[..., 2])
-    r0 = np.stack([cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx], axis=-1)
-    r1 = np.stack([sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx], axis=-1)
-    r2 = np.stack([-sy, cy * sx, cy * cx], axis=-1)
-    return np.stack([r0, r1, r2], axis=-2)
+# [..., 3] (x, y, z) radians -> [..., 3, 3] float64 R = Rz(z) Ry(y) Rx(x): the NumPy twin of
+# `talkingjax.geometry.euler_to_rotation` that the peers' metrics already keep.
+euler_to_rotation = pose_peers.rotation_matrices
 
 
 def rotation_angle(rot) -> np.ndarray:
