@@ -87,3 +87,52 @@ def test_split_cli_writes_once(tmp_path):
     again = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.startswith("error: ")
     assert json.loads(out.read_text()) == split  # not overwritten
+
+
+def _split_file(tmp_path):
+    split = {
+        "clips": {
+            "train": [{"clip_id": "speech__a", "speaker_id": "p1", "audio": "speech"},
+                      {"clip_id": "silent__b", "speaker_id": "p1", "audio": "silent"}],
+            "val": [{"clip_id": "speech__c", "speaker_id": "p2", "audio": "speech"}],
+            "test": [{"clip_id": "speech__d", "speaker_id": "p3", "audio": "speech"}],
+        }
+    }  # fmt: skip
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(split))
+    return path
+
+
+def test_read_split_part_and_errors(tmp_path):
+    path = _split_file(tmp_path)
+    assert [c["clip_id"] for c in corpus.read_split_part(path, "train")] == [
+        "speech__a", "silent__b"
+    ]  # fmt: skip
+    with pytest.raises(InputError, match="no part 'dev'"):
+        corpus.read_split_part(path, "dev")
+    with pytest.raises(InputError, match="cannot read the split"):
+        corpus.read_split_part(tmp_path / "missing.json", "train")
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    with pytest.raises(InputError, match="not a split file"):
+        corpus.read_split_part(bad, "train")
+
+
+def test_apply_split_places_records_by_speaker(tmp_path):
+    import numpy as np
+
+    from talkingjax.data import records
+
+    def clip(cid, speaker="speech"):
+        return records.Clip(cid, cid, speaker, 25.0, np.zeros((100, 6), np.float32),
+                            np.zeros((0, 13), np.float32))  # fmt: skip
+
+    clips = [clip("speech__a"), clip("silent__b", "silent"), clip("speech__d"), clip("other")]
+    out = corpus.apply_split(clips, _split_file(tmp_path))
+    assert [(c.clip_id, c.split, c.speaker_id, c.video_id) for c in out] == [
+        ("speech__a", "train", "p1", "p1"),
+        ("silent__b", "train", "p1", "p1"),
+        ("speech__d", "test", "p3", "p3"),
+    ]
+    with pytest.raises(InputError, match="none of the 1 records"):
+        corpus.apply_split([clip("other")], _split_file(tmp_path))

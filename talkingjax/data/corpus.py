@@ -16,6 +16,8 @@ path relative to the corpus with '/' -> '__' and no extension (`clip_id`).
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import os
 
 import numpy as np
@@ -102,4 +104,62 @@ def split_of_speakers(split: dict[str, list[str]]) -> dict[str, str]:
             if s in out:
                 raise InputError(f"speaker {s!r} is in both {out[s]!r} and {part!r}")
             out[s] = part
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# The committed split file (experiments/corpus/split.json)
+
+PARTS = ("train", "val", "test")
+
+
+def read_split_part(split_path: str | os.PathLike, part: str) -> list[dict]:
+    """The clips of one part ("train", "val", "test") of a committed split file, in its order:
+    dicts with at least `clip_id`, and `file`, `speaker_id`, `audio`, `seconds`.
+
+    Raises:
+      InputError: a missing or malformed file, or a part it does not have.
+    """
+    split_path = os.fspath(split_path)
+    try:
+        with open(split_path) as f:
+            parts = json.load(f)["clips"]
+    except OSError as err:
+        raise InputError(f"cannot read the split {split_path}: {err.strerror}") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{split_path} is not a split file (no 'clips')") from None
+    if not isinstance(parts, dict) or part not in parts:
+        have = sorted(parts) if isinstance(parts, dict) else []
+        raise InputError(f"the split {split_path} has no part {part!r}; it has {have}")
+    clips = parts[part]
+    if not isinstance(clips, list) or not all(
+        isinstance(c, dict) and "clip_id" in c and "speaker_id" in c for c in clips
+    ):
+        raise InputError(f"the split {split_path}: part {part!r} is not a list of clips")
+    return clips
+
+
+def apply_split(clips: list, split_path: str | os.PathLike) -> list:
+    """Records (`talkingjax.data.records.Clip`) of the preprocessed corpus placed by the split.
+
+    Each clip the split lists gets `split` = its part and `speaker_id` = `video_id` = the
+    split's speaker id (the records' own speaker id is the corpus folder, speech/silent; one
+    speaker's clips are one source of windows for triplet sampling, paper 000 Eq. 1). Clips the
+    split does not list are left out.
+
+    Raises:
+      InputError: the split file is unusable, or none of `clips` is in it.
+    """
+    where = {}
+    for part in PARTS:
+        for c in read_split_part(split_path, part):
+            where[c["clip_id"]] = (part, str(c["speaker_id"]))
+    out = [
+        dataclasses.replace(c, split=where[c.clip_id][0], speaker_id=where[c.clip_id][1],
+                            video_id=where[c.clip_id][1])
+        for c in clips
+        if c.clip_id in where
+    ]  # fmt: skip
+    if not out:
+        raise InputError(f"none of the {len(clips)} records is a clip of the split {split_path}")
     return out

@@ -49,7 +49,6 @@ config).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Sequence
 
@@ -58,6 +57,7 @@ import numpy as np
 import scipy.ndimage
 
 from talkingjax import audio
+from talkingjax.data import corpus
 from talkingjax.data.sampling import step_rng
 from talkingjax.errors import InputError
 from talkingjax.face3d import topology
@@ -633,27 +633,17 @@ def synthetic_sync_clip(seed: int, seconds: float = 6.0, lag: int = 0) -> SyncCl
 def split_clip_ids(
     split_path: str | os.PathLike, part: str, audio_kind: str = "speech"
 ) -> list[str]:
-    """Clip ids of one part ("train", "val", "test") of a committed split file with speech.
-
-    Args:
-      split_path: `experiments/corpus/split.json` (`talkingjax.data.corpus`).
-      part: the part.
-      audio_kind: the clips' `audio` field to keep ("speech").
+    """Clip ids of one part ("train", "val", "test") of a committed split file with speech
+    (`talkingjax.data.corpus.read_split_part`; `audio_kind`: the clips' `audio` field to keep).
 
     Raises:
       InputError: a missing or malformed file, or an unknown part.
     """
-    split_path = os.fspath(split_path)
-    if not os.path.isfile(split_path):
-        raise InputError(f"split file not found: {split_path}")
-    with open(split_path) as f:
-        try:
-            clips = json.load(f)["clips"]
-        except (json.JSONDecodeError, KeyError, TypeError) as err:
-            raise InputError(f"{split_path} is not a split file (no 'clips')") from err
-    if part not in clips:
-        raise InputError(f"{split_path} has no part {part!r}; it has {sorted(clips)}")
-    return [c["clip_id"] for c in clips[part] if c.get("audio") == audio_kind]
+    return [
+        c["clip_id"]
+        for c in corpus.read_split_part(split_path, part)
+        if c.get("audio") == audio_kind
+    ]
 
 
 def load_split_clips(

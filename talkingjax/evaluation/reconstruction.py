@@ -74,7 +74,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from talkingjax import audio, generation, visualize
-from talkingjax.data import records
+from talkingjax.data import corpus, records
 from talkingjax.errors import InputError
 from talkingjax.evaluation import video as video_eval
 from talkingjax.face3d import default
@@ -553,20 +553,8 @@ def reconstruct_clip(
 
 def read_part(split_path: str, part: str) -> list[dict]:
     """The clips (`file`, `clip_id`, `speaker_id`, `audio`, `seconds`) of one part ("val",
-    "test", "train") of a committed split file (experiments/corpus/split.json)."""
-    try:
-        with open(split_path) as f:
-            split = json.load(f)
-        clips = split["clips"][part]
-    except (OSError, ValueError) as err:
-        raise InputError(f"cannot read the split {split_path}: {err}") from None
-    except (KeyError, TypeError):
-        raise InputError(f"the split {split_path} has no part {part!r}") from None
-    if not isinstance(clips, list) or not all(
-        isinstance(c, dict) and "clip_id" in c for c in clips
-    ):
-        raise InputError(f"the split {split_path}: part {part!r} is not a list of clips")
-    return clips
+    "test", "train") of a committed split file (`talkingjax.data.corpus.read_split_part`)."""
+    return corpus.read_split_part(split_path, part)
 
 
 def preprocess_status(preprocessed: str, clip_id: str) -> str | None:

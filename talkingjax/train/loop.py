@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from talkingjax.data import records
+from talkingjax.data import corpus, records
 from talkingjax.train import checkpoint, parallel
 from talkingjax.train.metric_writer import MetricWriter
 
@@ -49,6 +49,13 @@ def load_data(
     Without `data.root`, `generate(root, num_videos=, num_test_videos=, seconds_per_video=,
     fps=, seed=)` writes the corpus once to `workdir/corpus` from `config.data.synthetic_*`;
     later runs (and the evaluation) reuse it.
+
+    Optional `config.data` fields (configs written before them behave as without):
+      silent: also the records without speech (`records.load_dataset(..., silent=True)`);
+        consumers that need the speech leave them out (`records.require_audio`).
+      split_file: a committed speaker split (`experiments/corpus/split.json`): clips are placed
+        by it (`data.corpus.apply_split`; clips it does not list are left out), "train" trains
+        and `eval_part` ("val" to choose settings, "test" once) is the held-out list.
     """
     root = config.data.root
     if not root:
@@ -62,8 +69,12 @@ def load_data(
                 fps=config.model.fps,
                 seed=config.seed,
             )
-    clips = records.load_dataset(root)
-    return [c for c in clips if c.split == "train"], [c for c in clips if c.split == "test"]
+    clips = records.load_dataset(root, silent=bool(config.data.get("silent", False)))
+    held_out = "test"
+    if config.data.get("split_file", ""):
+        clips = corpus.apply_split(clips, config.data.split_file)
+        held_out = config.data.get("eval_part", "val")
+    return [c for c in clips if c.split == "train"], [c for c in clips if c.split == held_out]
 
 
 @flax.struct.dataclass
