@@ -29,7 +29,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from talkingjax.data import corpus, records
+from talkingjax.data import corpus as corpus_split
+from talkingjax.data import records
 from talkingjax.train import checkpoint, parallel
 from talkingjax.train.metric_writer import MetricWriter
 
@@ -72,7 +73,7 @@ def load_data(
     clips = records.load_dataset(root, silent=bool(config.data.get("silent", False)))
     held_out = "test"
     if config.data.get("split_file", ""):
-        clips = corpus.apply_split(clips, config.data.split_file)
+        clips = corpus_split.apply_split(clips, config.data.split_file)
         held_out = config.data.get("eval_part", "val")
     return [c for c in clips if c.split == "train"], [c for c in clips if c.split == held_out]
 
