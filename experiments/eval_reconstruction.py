@@ -52,6 +52,9 @@ _GAN_STEPS = flags.DEFINE_integer("gan_steps", None, "GAN fine-tune steps (defau
 _FRACTION = flags.DEFINE_float("first_fraction", 0.5, "Share of a clip that personalises.")
 _MIN_FIRST = flags.DEFINE_float("min_first_seconds", 2.0, "Shortest personalisation part.")
 _MIN_REST = flags.DEFINE_float("min_rest_seconds", 1.0, "Shortest driven part.")
+_MAX_REST = flags.DEFINE_float(
+    "max_rest_seconds", 10.0, "Longest driven part (0 = the whole rest of the clip)."
+)
 _DILATION = flags.DEFINE_float("region_dilation", 0.1, "Face-region dilation (face sizes).")
 _VIDEO = flags.DEFINE_bool("video_measures", True, "Also fit every row (evaluation.video).")
 _SYNC_MODEL = flags.DEFINE_string(
@@ -87,7 +90,8 @@ def main(argv):
     del argv
     protocol = reconstruction.Protocol(
         first_fraction=_FRACTION.value, min_first_seconds=_MIN_FIRST.value,
-        min_rest_seconds=_MIN_REST.value, expression_steps=_EXPR_STEPS.value,
+        min_rest_seconds=_MIN_REST.value, max_rest_seconds=_MAX_REST.value,
+        expression_steps=_EXPR_STEPS.value,
         gan_steps=_GAN_STEPS.value, region_dilation=_DILATION.value,
         video_measures=_VIDEO.value,
     )  # fmt: skip

@@ -149,7 +149,10 @@ def test_run_writes_the_table_the_strip_and_the_row_videos(corpus, tmp_path, mon
     monkeypatch.setattr(predict.Refiner, "from_workdir", lambda *a, **k: IdentityGAN())
     clips = rec.read_part(str(root / "split.json"), "val")
     out = str(tmp_path / "out")
-    protocol = rec.Protocol(video_measures=False, expression_steps=0, gan_steps=0)
+    # The driven part stops after 1.6 s = 40 of the 50 frames after the first half.
+    protocol = rec.Protocol(
+        video_measures=False, expression_steps=0, gan_steps=0, max_rest_seconds=1.6
+    )
     report = rec.run(clips, str(root), str(root / "pre"), out, models, protocol)
     assert seen["options"] == generation.TuneOptions(50, 0, 0)  # the first half only
     assert sorted(os.listdir(out)) == ["clips", "reconstruction.json", "reconstruction.md",
@@ -160,10 +163,10 @@ def test_run_writes_the_table_the_strip_and_the_row_videos(corpus, tmp_path, mon
     assert [s["clip_id"] for s in report["skipped"]] == ["silent__b", "speech__c"]
     assert "several faces" in report["skipped"][1]["reason"]
     (clip,) = report["clips"]
-    assert (clip["first_frames"], clip["rest_frames"], clip["tune_frames"]) == (50, 50, 50)
+    assert (clip["first_frames"], clip["rest_frames"], clip["tune_frames"]) == (50, 40, 50)
     rows = clip["rows"]
     for row in (rec.REAL, *rec.ROWS):
-        assert rows[row]["measured_frames"] == 50
+        assert rows[row]["measured_frames"] == 40
         assert 10 < rows[row]["face_psnr_db"] < image_metrics.PSNR_CAP_DB
         assert 0 < rows[row]["face_ssim"] <= 1 and rows[row]["mouth_lmd"] >= 0
     # The real frames re-encoded are closest to themselves; each row is farther.

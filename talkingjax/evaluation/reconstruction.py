@@ -39,7 +39,8 @@ Protocol choices (`Protocol`, all in the report):
 
 - The split: the first max(round(`first_fraction` T), ceil(`min_first_seconds` fps)) frames
   personalise; the rest must be at least `min_rest_seconds` long, else the clip is skipped as
-  too short. The pipeline itself refuses targets under `generation.MIN_TARGET_SECONDS` (4 s:
+  too short, and is driven for at most `max_rest_seconds` (default 10 s; the frames after it
+  are not used). The pipeline itself refuses targets under `generation.MIN_TARGET_SECONDS` (4 s:
   the motion encoder's minimum), so such clips are skipped too, with that reason.
 - What personalisation sees: `generation.personalize` fits the whole clip (the 3DMM fit is the
   measuring instrument the given pose comes from, so identity, albedo, light and the per-frame
@@ -111,6 +112,8 @@ class Protocol:
       first_fraction: share of the clip's frames that personalise (the rest is driven).
       min_first_seconds: the personalisation part is at least this long.
       min_rest_seconds: a clip whose driven part would be shorter is skipped.
+      max_rest_seconds: the driven part stops after this long (0 = the whole rest): long clips
+        would otherwise weigh several times a short one in the cost, not in the mean.
       expression_steps: expression fine-tune steps (`TuneOptions.expression_steps`).
       gan_steps: GAN fine-tune steps; None = the GAN config's (`TuneOptions.gan_steps`).
       region_dilation: the face region's hull is dilated by this share of the face size.
@@ -120,6 +123,7 @@ class Protocol:
     first_fraction: float = 0.5
     min_first_seconds: float = 2.0
     min_rest_seconds: float = 1.0
+    max_rest_seconds: float = 10.0
     expression_steps: int = 300
     gan_steps: int | None = None
     region_dilation: float = 0.1
@@ -129,7 +133,8 @@ class Protocol:
         """`InputError` on values the protocol cannot use."""
         if not 0.0 < self.first_fraction < 1.0:
             raise InputError(f"first_fraction must lie in (0, 1), got {self.first_fraction}")
-        for name in ("min_first_seconds", "min_rest_seconds", "region_dilation"):
+        for name in ("min_first_seconds", "min_rest_seconds", "max_rest_seconds",
+                     "region_dilation"):  # fmt: skip
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise InputError(f"{name} must be a finite number >= 0, got {value}")
@@ -477,9 +482,11 @@ def reconstruct_clip(
     target = generation.personalize(video, models, cache, options, progress, face_model)
     fps, total = target.fps, target.num_frames
     rest = total - first  # the fit's frame count (preprocessing may drop a last frame)
+    if protocol.max_rest_seconds > 0:
+        rest = min(rest, max(1, math.ceil(protocol.max_rest_seconds * fps - 1e-6)))
     if rest < 1:
         raise InputError(f"{video}: {total} frames fitted, none left after the first {first}")
-    rest_pose = np.asarray(target.pose[first:], np.float32)
+    rest_pose = np.asarray(target.pose[first : first + rest], np.float32)
     speech = rest_speech(wave, first, rest, fps)
     head = first_part(target, first)
     os.makedirs(out_dir, exist_ok=True)
