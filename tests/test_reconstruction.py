@@ -158,7 +158,8 @@ def test_run_writes_the_table_the_strip_and_the_row_videos(corpus, tmp_path, mon
     assert sorted(os.listdir(out)) == ["clips", "reconstruction.json", "reconstruction.md",
                                        "strip.png"]  # fmt: skip
     assert sorted(os.listdir(os.path.join(out, "clips", "speech__a"))) == [
-        "nearest_pose.mp4", "pipeline.mp4", "raw_render.mp4", "real.mp4"
+        "nearest_pose.mp4", "pipeline.mp4", "raw_render.mp4", "real.mp4", rec.CLIP_RESULT,
+        rec.CLIP_TILES,
     ]  # fmt: skip
     assert [s["clip_id"] for s in report["skipped"]] == ["silent__b", "speech__c"]
     assert "several faces" in report["skipped"][1]["reason"]
@@ -184,6 +185,16 @@ def test_run_writes_the_table_the_strip_and_the_row_videos(corpus, tmp_path, mon
     assert "(c) pipeline (GAN)" in table and "silent__b" in table
     strip = cv2.imread(os.path.join(out, "strip.png"))
     assert strip.shape[1] == 4 * rec.STRIP_TILE and strip.shape[0] > rec.STRIP_TIMES * 192
+    # Run again: the measured clip is read back, nothing is recomputed, the table is the same.
+    monkeypatch.setattr(generation, "personalize", None)  # would fail if called
+    again = rec.run(clips, str(root), str(root / "pre"), out, models, protocol)
+    assert again["summary"] == saved["summary"] and again["clips"] == saved["clips"]
+    assert (cv2.imread(os.path.join(out, "strip.png")) == strip).all()
+    clip_dir = os.path.join(out, "clips", "speech__a")
+    key = rec._result_key(protocol, models, None)
+    assert rec.load_clip_result(clip_dir, key) is not None
+    other = rec._result_key(rec.Protocol(max_rest_seconds=2.0), models, None)
+    assert rec.load_clip_result(clip_dir, other) is None  # another protocol: measured anew
 
 
 def test_cli_bad_input_is_one_line_and_writes_nothing(corpus, tmp_path):

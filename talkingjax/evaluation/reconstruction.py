@@ -557,6 +557,48 @@ def reconstruct_clip(
 
 # ----------------------------------------------------------------------------- many clips
 
+CLIP_RESULT = "result.json"  # a measured clip's report, in its directory
+CLIP_TILES = "tiles.npz"  # its strip tiles
+
+
+def _result_key(protocol: Protocol, models: generation.Models, sync_scorer) -> dict:
+    """What a clip's measures depend on besides the clip: a saved result is reused only if
+    these are equal (the models by content)."""
+    return {
+        "protocol": dataclasses.asdict(protocol),
+        "models": models.fingerprint(),
+        "av_sync_measured": sync_scorer is not None,
+    }
+
+
+def save_clip_result(clip_dir: str, result: dict, key: dict) -> None:
+    """Writes a measured clip (`reconstruct_clip`'s report, tiles included) to `clip_dir`:
+    the tiles first, then `result.json` (written last: it marks the clip finished)."""
+    tiles = result["_tiles"]
+    arrays = {f"{row}__{i}": t for row, ts in tiles.items() for i, t in enumerate(ts)}
+    records.atomic_write(os.path.join(clip_dir, CLIP_TILES), lambda f: np.savez(f, **arrays))
+    body = {k: v for k, v in result.items() if k != "_tiles"}
+    text = json.dumps({"key": key, "result": body}, indent=1)
+    records.atomic_write(os.path.join(clip_dir, CLIP_RESULT), lambda f: f.write(text), mode="w")
+
+
+def load_clip_result(clip_dir: str, key: dict) -> dict | None:
+    """A clip measured before with the same `key` (its report with "_tiles"), else None."""
+    try:
+        with open(os.path.join(clip_dir, CLIP_RESULT)) as f:
+            saved = json.load(f)
+        if saved.get("key") != json.loads(json.dumps(key)):
+            return None
+        tiles: dict[str, list] = {}
+        with np.load(os.path.join(clip_dir, CLIP_TILES)) as z:
+            for name in sorted(
+                z.files, key=lambda n: (n.rsplit("__", 1)[0], int(n.rsplit("__", 1)[1]))
+            ):
+                tiles.setdefault(name.rsplit("__", 1)[0], []).append(z[name])
+    except (OSError, ValueError, KeyError):
+        return None
+    return {**saved["result"], "_tiles": tiles}
+
 
 def read_part(split_path: str, part: str) -> list[dict]:
     """The clips (`file`, `clip_id`, `speaker_id`, `audio`, `seconds`) of one part ("val",
@@ -694,7 +736,10 @@ def run(
     `strip_clip`, default the first clip measured) and `out_dir/clips/<clip_id>/*.mp4`.
 
     A clip that cannot be used (silent, skipped by preprocessing, too short, no face) is listed
-    under "skipped" with its reason. Returns the report.
+    under "skipped" with its reason. Each measured clip is saved in its directory
+    (`save_clip_result`) as soon as it is done, and a later run with the same protocol, models
+    (by content) and sync setting reads it back instead of measuring it again: an interrupted
+    run resumes, and `--max_clips` can grow a table. Returns the report.
 
     Raises:
       InputError: no clip could be measured.
@@ -702,6 +747,7 @@ def run(
     protocol.check()
     progress = progress or Progress(quiet=True)
     face_model = default.load_default()
+    key = _result_key(protocol, models, sync_scorer)
     done, skipped, tiles = [], [], {}
     for clip in clips:
         cid = clip["clip_id"]
@@ -710,20 +756,24 @@ def run(
             reason = "no speech to drive the rest with (silent clip)"
         else:
             reason = preprocess_status(preprocessed, cid)
-        if reason is None:
+        clip_dir = os.path.join(out_dir, "clips", cid)
+        if reason is None and (result := load_clip_result(clip_dir, key)) is not None:
+            progress.write(f"clip {cid}: measured before, read from {clip_dir}\n")
+        elif reason is None:
             progress.write(f"clip {cid}\n")
             try:
                 result = reconstruct_clip(
-                    os.path.join(corpus, clip["file"]), os.path.join(out_dir, "clips", cid),
-                    models, protocol, cache=cache, sync_scorer=sync_scorer, progress=progress,
-                    face_model=face_model,
+                    os.path.join(corpus, clip["file"]), clip_dir, models, protocol, cache=cache,
+                    sync_scorer=sync_scorer, progress=progress, face_model=face_model,
                 )  # fmt: skip
             except InputError as err:
                 reason = str(err).splitlines()[0]
-                shutil.rmtree(os.path.join(out_dir, "clips", cid), ignore_errors=True)
+                shutil.rmtree(clip_dir, ignore_errors=True)
             else:
-                tiles[cid] = result.pop("_tiles")
-                done.append({"clip_id": cid, "speaker_id": clip.get("speaker_id"), **result})
+                save_clip_result(clip_dir, result, key)
+        if reason is None:
+            tiles[cid] = result.pop("_tiles")
+            done.append({"clip_id": cid, "speaker_id": clip.get("speaker_id"), **result})
         if reason is not None:
             skipped.append({"clip_id": cid, "reason": reason})
     if not done:
