@@ -2,12 +2,14 @@
 
   python -m experiments.eval_pose --workdir=/tmp/pose
   python -m experiments.eval_pose --workdir=/tmp/pose --workdir=/tmp/lsp --out=/tmp/table
+  python -m experiments.eval_pose --workdir=/tmp/pose_real ... --part=test   # once, at the end
 
-One paper-000 workdir (and no --out): as before, writes <workdir>/eval/metrics.md,
-metrics.json and pose_curves.png, and in addition the comparison table pose_table.md /
-pose_table.json there. Several workdirs (paper 000 and/or peers, trained on the same data):
-the one table for all of them goes to --out (default: the first workdir's eval/).
-Metrics: see talkingjax/evaluation/pose_table.py.
+One command, one protocol and the same code for every row (talkingjax/evaluation/pose_table.py:
+ours, audio only, replay of the reference, static poses, random real, and the peers): it writes
+pose_table.md and pose_table.json to --out (default: the first workdir's eval/), and for a
+paper-000 first workdir also pose_curves.png. The workdirs must be trained on the same data.
+--part picks the held-out part of a split file ("val" to choose settings; "test" once, with
+the chosen settings); default: the first workdir's config.data.eval_part.
 """
 
 from absl import flags
@@ -22,17 +24,19 @@ _WORKDIR = flags.DEFINE_multi_string(
 )
 _OUT = flags.DEFINE_string("out", None, "Directory of the table (default: first workdir/eval).")
 _STEP = flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+_PART = flags.DEFINE_enum(
+    "part", None, ["val", "test"], "Held-out part of the split file (default: the config's)."
+)
 
 
 def main(argv):
     del argv
     workdirs = _WORKDIR.value
-    if len(workdirs) == 1 and _OUT.value is None:
-        config = checkpoint.load_workdir_config(workdirs[0])
-        if config.get("trainer", "head_motion") == "head_motion":
-            results = head_motion_eval.evaluate_workdir(workdirs[0], _STEP.value)
-            print(head_motion_eval.markdown_table(results), end="")
-    table = pose_table.evaluate_workdirs(workdirs, _OUT.value, _STEP.value)
+    config = checkpoint.load_workdir_config(workdirs[0])
+    if len(workdirs) == 1 and config.get("trainer", "head_motion") == "head_motion":
+        table = head_motion_eval.evaluate_workdir(workdirs[0], _STEP.value, _PART.value, _OUT.value)
+    else:
+        table = pose_table.evaluate_workdirs(workdirs, _OUT.value, _STEP.value, _PART.value)
     print(pose_table.markdown_table(table), end="")
 
 

@@ -49,7 +49,8 @@ def train(config, workdir: str):
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
-    """Trains (resuming if the workdir has checkpoints), then evaluates on the test split.
+    """Trains (resuming if the workdir has checkpoints), then evaluates on the held-out part
+    (the test split; with a split file `config.data.eval_part`).
 
     Returns the evaluation results (also written to `<workdir>/eval/`).
     """
@@ -76,11 +77,8 @@ def main(argv):
     results = train_and_evaluate(config, workdir)
     name = config.get("trainer", "head_motion")
     if name == "head_motion":
-        ours = results["methods"]["ours"]
-        print(
-            f"eval: HS {ours['hs']:.3f}, rotation error {ours['rot_err_deg']:.2f} deg, "
-            f"retrieval {100 * results['retrieval_accuracy']:.1f} %  ->  {workdir}/eval/"
-        )
+        print(pose_table.markdown_table(results), end="")
+        print(f"-> {workdir}/eval/")
         return
     scalars = list(_scalars(results or {}))[:6]
     summary = ", ".join(f"{k} {v:.4g}" for k, v in scalars) if scalars else "no evaluation"

@@ -2,7 +2,7 @@
 
 A tiny paper-000 workdir (a few training steps) and fake predictors of the predictor
 protocol; the peers' predictor is faked in `predict.peers.PREDICTORS`, so these tests do not
-depend on it.
+depend on it. The real-data variant's protocol tests: tests/test_pose_real.py.
 """
 
 import json
@@ -22,7 +22,9 @@ from talkingjax.predict import peers as peer_predict
 from talkingjax.train import checkpoint, head_motion
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROWS = (peer_predict.YI2022_NAME, pose_table.REAL, pose_table.MEAN, pose_table.RANDOM)
+OURS = peer_predict.YI2022_NAME
+AUDIO_ONLY = pose_table.AUDIO_ONLY.format(OURS)
+BASE = pose_table.BASELINES  # real, replay, static reference mean, mean pose, random real
 
 
 def _tiny_config(root):
@@ -104,34 +106,72 @@ def table(trained):
 
 
 def test_table_has_every_row_and_column(table):
-    assert list(table["rows"]) == [ROWS[0], "oracle", *ROWS[1:]]
+    assert list(table["rows"]) == [OURS, AUDIO_ONLY, "oracle", *BASE]
     assert table["num_videos"] == 3 and table["classifier_window"] == 64
+    assert table["skipped"] == [] and len(table["clips"]) == 3
     for name, row in table["rows"].items():
         assert list(row) == list(pose_table.COLUMNS)
         for col, value in row.items():
-            if col == "retrieval" and name != ROWS[0]:
+            if col == "retrieval" and name != OURS:
                 assert value is None  # only pattern models retrieve
             else:
                 assert value is not None and np.isfinite(value), (name, col)
-    assert 0.0 <= table["rows"][ROWS[0]]["retrieval"] <= 1.0
-    for row in table["rows"].values():
+    assert 0.0 <= table["rows"][OURS]["retrieval"] <= 1.0
+    info = table["retrieval_info"][OURS]
+    # One clip per synthetic video: the nearest other window, same video = hit.
+    assert info["mode"] == "windows" and info["groups"] == [] and 0.0 < info["chance"] < 1.0
+    for name, row in table["rows"].items():
         assert 0.0 < row["hs"] <= 1.0 and 0.0 <= row["classifier"] <= 1.0
+        lo, hi = table["hs_interval"][name]
+        assert lo <= row["hs"] + 1e-12 and row["hs"] <= hi + 1e-12
+    assert table["hs_difference"]["of"] == OURS
+    assert set(table["hs_difference"]["vs"]) == set(table["rows"]) - {OURS, pose_table.REAL}
     md = pose_table.markdown_table(table)
     for name in table["rows"]:
         assert f"| {name} |" in md
     assert "D-Rot (deg)" in md and "| - |" not in md.splitlines()[0]
+    assert "chance" in md and "paired bootstrap" in md
 
 
 def test_real_row_is_exact_and_the_oracle_scores_like_it(table):
     real, oracle = table["rows"][pose_table.REAL], table["rows"]["oracle"]
-    assert real["hs"] == 1.0
-    for col in ("d_l", "d_v", "d_rot", "d_pos"):
+    assert real["hs"] == 1.0 and real["speed_ratio"] == 1.0
+    for col in ("d_l", "d_v", "d_rot", "d_pos", "vel_err"):
         assert real[col] == 0.0
-    assert real["diversity"] > table["rows"][pose_table.MEAN]["diversity"] == 0.0
+    assert real["diversity"] > 0.1 > table["rows"][pose_table.MEAN]["diversity"]
     for col in pose_table.COLUMNS:
         if col != "retrieval":
             assert oracle[col] == pytest.approx(real[col], abs=1e-6), col
     assert table["rows"][pose_table.RANDOM]["d_rot"] > 0.0
+    assert table["hs_interval"][pose_table.REAL] == [1.0, 1.0]
+    # Still heads do not move; the replayed reference moves like a real head.
+    for still in (pose_table.STATIC, pose_table.MEAN):
+        assert table["rows"][still]["speed"] == 0.0
+        assert table["rows"][still]["diversity"] == pytest.approx(0.0, abs=1e-9)
+    assert 0.3 < table["rows"][pose_table.REPLAY]["speed_ratio"] < 3.0
+    # The audio-only decoder differs from the pattern-conditioned one.
+    assert table["rows"][AUDIO_ONLY]["d_rot"] != table["rows"][OURS]["d_rot"]
+
+
+def test_the_baseline_rows_are_what_they_say(trained):
+    """Replay and static rows from the reference part, scored like any prediction."""
+    config = checkpoint.load_workdir_config(trained)
+    train, test = head_motion.load_data(config, trained)
+    results = pose_table.evaluate_predictors([Still()], train, test, config.eval, seed=0)
+    ref = int(round(config.eval.reference_seconds * 25.0))
+    v = sampling.prepare_videos(test, 25.0)[0]
+    true = v.pose[ref:].astype(np.float64)
+    replayed = pose_table.replay(v.pose[:ref], true.shape[0])
+    from talkingjax.metrics import pose as pose_metrics
+
+    per_clip = results["videos"][0]
+    assert per_clip["clip_id"] == v.clip_id
+    assert (
+        per_clip[pose_table.REPLAY]["hs"] == pose_metrics.head_similarity(true, replayed)["overall"]
+    )
+    static = np.broadcast_to(v.pose[:ref].astype(np.float64).mean(axis=0), true.shape)
+    assert per_clip[pose_table.STATIC]["d_rot"] == pose_table.pose_peers.d_rot(static, true)
+    assert "still, audio only" not in results["rows"]  # no paper-000 model inside
 
 
 def test_onset_envelope_from_mfcc_marks_energy_rises():
@@ -154,7 +194,7 @@ def test_workdirs_with_a_peer_write_one_table(trained, tmp_path, monkeypatch):
     monkeypatch.setitem(peer_predict.PREDICTORS, "peers", Still)
     out = tmp_path / "out"
     results = pose_table.evaluate_workdirs([trained, str(peer)], str(out))
-    assert list(results["rows"]) == [ROWS[0], "still", *ROWS[1:]]
+    assert list(results["rows"]) == [OURS, AUDIO_ONLY, "still", *BASE]
     assert 0.0 <= results["rows"]["still"]["retrieval"] <= 1.0
     saved = json.loads((out / "pose_table.json").read_text())
     assert saved["rows"]["still"]["d_rot"] == results["rows"]["still"]["d_rot"]
@@ -192,6 +232,7 @@ def test_cli_with_two_workdirs_writes_the_table(trained, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     md = (out / "pose_table.md").read_text()
-    assert f"| {ROWS[0]} |" in md and f"| {ROWS[0]} (2) |" in md
+    assert f"| {OURS} |" in md and f"| {OURS} (2) |" in md
+    assert f"| {pose_table.AUDIO_ONLY.format(OURS + ' (2)')} |" in md
     assert md in proc.stdout
     assert not (tmp_path / "second" / "eval").exists()  # only --out is written

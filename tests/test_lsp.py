@@ -402,6 +402,84 @@ def test_apc_l1_matches_numpy():
     np.testing.assert_allclose(float(got), ref, rtol=1e-5)
 
 
+def test_gru_mask_skips_left_padding():
+    """A left-padded sequence with its padding masked gives the unpadded sequence's states."""
+    apc = lsp.APC(hidden=5, num_layers=2)
+    rng = np.random.default_rng(15)
+    frames = rng.normal(size=(1, 7, 3)).astype(np.float32)
+    variables = fill_random(jax.eval_shape(apc.init, jax.random.key(0), frames), 16)
+    padded = np.concatenate([rng.normal(size=(1, 4, 3)).astype(np.float32), frames], axis=1)
+    mask = np.arange(11)[None] >= 4
+    _, feats = apc.apply(variables, frames)
+    _, feats_padded = apc.apply(variables, padded, mask)
+    np.testing.assert_allclose(np.asarray(feats_padded[:, 4:]), np.asarray(feats), atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(feats_padded[:, :4]), 0.0)  # state held at 0
+    _, unmasked = apc.apply(variables, padded)
+    assert not np.allclose(np.asarray(unmasked[:, 4:]), np.asarray(feats), atol=1e-3)
+
+
+def _apc_pose_model(hidden=6):
+    return lsp.APCPoseModel(
+        apc=lsp.APC(hidden=hidden, num_layers=2),
+        pose=lsp.LSPPoseModel(dilations=(1, 2), state_dropout=0.0, **TINY),
+        surface_dim=5,
+    )
+
+
+def _apc_pose_variables(model, seed=0):
+    shapes = jax.eval_shape(
+        model.init,
+        jax.random.key(0),
+        jnp.zeros((1, 8, model.surface_dim)),
+        jnp.zeros((1, 2, 4), jnp.int32),
+        jnp.zeros((1, 2, 12)),
+    )
+    variables = fill_random(shapes, seed)
+    rng = np.random.default_rng(seed + 100)
+    variables["batch_stats"] = {
+        "surface_mean": rng.normal(size=model.surface_dim).astype(np.float32),
+        "surface_std": rng.uniform(0.5, 2.0, size=model.surface_dim).astype(np.float32),
+    }
+    return variables
+
+
+def test_apc_pose_model_reads_normalised_apc_features_per_frame():
+    model = _apc_pose_model()
+    variables = _apc_pose_variables(model)
+    assert set(variables["params"]) == {"apc", "pose"}
+    rng = np.random.default_rng(17)
+    rows = rng.normal(size=(2, 20, 5)).astype(np.float32)
+    index = np.stack([np.arange(3)[:, None] * 4 + 4 + np.arange(4)] * 2).astype(np.int32)
+    feats = np.asarray(model.apply(variables, rows, index, method=lsp.APCPoseModel.frame_features))
+    assert feats.shape == (2, 3, 4 * 6)
+
+    # Reference: APC on (rows - mean) / std, h_L at each frame's 4 rows, concatenated.
+    stats = variables["batch_stats"]
+    x = (rows - stats["surface_mean"]) / stats["surface_std"]
+    apc_vars = {"params": variables["params"]["apc"]}
+    pred, h = model.apc.apply(apc_vars, x)
+    want = np.asarray(h)[:, index[0]].reshape(2, 3, 24)
+    np.testing.assert_allclose(feats, want, rtol=1e-5, atol=1e-6)
+    pred2, x2, h2 = model.apply(variables, rows, method=lsp.APCPoseModel.encode)
+    np.testing.assert_allclose(np.asarray(x2), x, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pred2), np.asarray(pred), rtol=1e-5, atol=1e-6)
+
+    # The whole model is the pose model on those features.
+    states = _clip(rng, 2, 3)[1]
+    mean, log_std = model.apply(variables, rows, index, states)
+    ref_mean, ref_log_std = model.pose.apply({"params": variables["params"]["pose"]}, want, states)
+    np.testing.assert_allclose(np.asarray(mean), np.asarray(ref_mean), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(log_std), np.asarray(ref_log_std), rtol=1e-4, atol=1e-5)
+
+    # Other APC parameters: other features, another predicted distribution.
+    other = dict(
+        variables,
+        params=dict(variables["params"], apc=_apc_pose_variables(model, 1)["params"]["apc"]),
+    )
+    mean_other, _ = model.apply(other, rows, index, states)
+    assert np.max(np.abs(np.asarray(mean_other) - np.asarray(mean))) > 1e-4
+
+
 # ----------------------------------------------------------------------------- Eq. 2-3
 
 

@@ -20,6 +20,7 @@ from experiments.configs import pose as pose_config
 from talkingjax.data import synthetic
 from talkingjax.errors import InputError
 from talkingjax.evaluation import head_motion as head_motion_eval
+from talkingjax.evaluation import pose_table
 from talkingjax.train import head_motion, loop, parallel
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,18 +156,20 @@ def test_changed_model_refuses_to_resume_and_keeps_checkpoints(trained, corpus):
 
 def test_evaluation_writes_table_json_and_plot(trained):
     results = head_motion_eval.evaluate_workdir(trained)
-    assert set(results["methods"]) == set(head_motion_eval.METHODS)
-    for vals in results["methods"].values():
-        assert 0.0 <= vals["hs"] <= 1.0 and vals["rot_err_deg"] >= 0.0
-    assert 0.0 <= results["retrieval_accuracy"] <= 1.0
+    ours = "yi2022 (paper 000)"
+    audio_only = pose_table.AUDIO_ONLY.format(ours)
+    assert list(results["rows"]) == [ours, audio_only, *pose_table.BASELINES]
+    for vals in results["rows"].values():
+        assert 0.0 <= vals["hs"] <= 1.0 and vals["d_rot"] >= 0.0
+    assert 0.0 <= results["rows"][ours]["retrieval"] <= 1.0
     out = os.path.join(trained, "eval")
-    md = open(os.path.join(out, "metrics.md")).read()
-    assert "| ours |" in md and "| audio_only |" in md and "retrieval" in md
-    assert json.load(open(os.path.join(out, "metrics.json")))["num_videos"] == 2
+    md = open(os.path.join(out, "pose_table.md")).read()
+    assert f"| {ours} |" in md and f"| {audio_only} |" in md and "Retrieval" in md
+    assert json.load(open(os.path.join(out, "pose_table.json")))["num_videos"] == 2
     with open(os.path.join(out, "pose_curves.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    # The random-real baseline is a real head: its HS against real motion is not trivial.
-    assert results["methods"]["random_real"]["rot_err_deg"] > 0.5
+    # The random-real baseline is a real head: its rotation error is not trivial.
+    assert results["rows"][pose_table.RANDOM]["d_rot"] > 0.5
 
 
 def test_killed_training_resumes_bit_identical(corpus, tmp_path):

@@ -4,6 +4,10 @@ A triplet is two windows of one video (anchor y1, positive y2) and one window of
 video (negative y3), plus the anchor's MFCC rows; Eq. 1-5 all read from it. Sampling is a
 pure function of (seed, step), so a resumed run sees exactly the batches an uninterrupted
 run would have seen.
+
+Pose-only triplets (`TripletSampler(..., pose_only=True)` over `prepare_videos(...,
+pose_only=True)`) have no audio: Eq. 1 (the encoder's contrastive phase) needs none, so
+records without speech (`records.Clip.has_audio` False) can serve there too.
 """
 
 from __future__ import annotations
@@ -44,37 +48,69 @@ def with_seeds(sample, seed: int):
 
 @dataclasses.dataclass(frozen=True)
 class Video:
-    """All frames of one video at the model fps, with its padded MFCC rows."""
+    """All frames of one clip at the model fps, with its padded MFCC rows.
+
+    `video_id` names the source of motion the clip belongs to (a video, or after
+    `data.corpus.apply_split` a speaker); several clips may share it.
+    """
 
     video_id: str
     pose: np.ndarray  # [F, 6] at the model fps
-    mfcc: np.ndarray  # [R, 13], speech_features rows
+    mfcc: np.ndarray  # [R, 13], speech_features rows; [0, 13] for a record without speech
     style: np.ndarray | None
+    clip_id: str = ""
+    has_audio: bool = True
 
 
-def prepare_videos(clips: list[Clip], fps: float) -> list[Video]:
+def prepare_videos(clips: list[Clip], fps: float, pose_only: bool = False) -> list[Video]:
     """Resamples every clip's pose to `fps` and trims it to the frames its audio covers.
 
     Several clips of one video stay separate `Video`s sharing the id: a window never straddles
     two clips, whose audio need not be contiguous.
+
+    Args:
+      clips: records; with `pose_only` False each must have speech (`require_audio`).
+      fps: the model's frame rate.
+      pose_only: for uses that read the pose alone (Eq. 1, pattern retrieval): records without
+        speech are accepted and every clip keeps all its pose frames (no trim to the audio).
     """
     videos = []
     for clip in clips:
-        require_audio(clip, "triplet sampling")
+        if not pose_only:
+            require_audio(clip, "triplet sampling")
         pose = resample_pose(clip.pose, clip.fps, fps)
-        frames = min(pose.shape[0], audio.frames_in_features(clip.mfcc.shape[0], fps))
-        videos.append(Video(clip.video_id, pose[:frames], clip.mfcc, clip.style))
+        frames = pose.shape[0]
+        if not pose_only:
+            frames = min(frames, audio.frames_in_features(clip.mfcc.shape[0], fps))
+        videos.append(
+            Video(clip.video_id, pose[:frames], clip.mfcc, clip.style, clip.clip_id, clip.has_audio)
+        )
     return videos
 
 
 class TripletSampler:
-    """Samples (y1, y2, y3, audio of y1) windows of `window` frames at the model fps."""
+    """Samples (y1, y2, y3, audio of y1) windows of `window` frames at the model fps.
 
-    def __init__(self, videos: list[Video], window: int, fps: float, seed: int):
+    With `pose_only` the batches hold the three pose windows only (no "mfcc"): the encoder's
+    contrastive phase (Eq. 1), which may then draw from records without speech too. Without
+    it every video must have speech.
+    """
+
+    def __init__(
+        self, videos: list[Video], window: int, fps: float, seed: int, pose_only: bool = False
+    ):
         self.fps = fps
         self.window = window
         self.seed = seed
+        self.pose_only = pose_only
         self.rows_per_frame = int(round(audio.ROWS_PER_SECOND / fps))
+        if not pose_only:
+            silent = [v.clip_id or v.video_id for v in videos if not v.has_audio]
+            if silent:
+                raise InputError(
+                    f"triplets with audio need speech; {len(silent)} clips have none "
+                    f"(e.g. {silent[0]}): sample them with pose_only=True"
+                )
         self.videos = [v for v in videos if v.pose.shape[0] >= window]
         if len({v.video_id for v in self.videos}) < 2:
             raise InputError(
@@ -106,7 +142,8 @@ class TripletSampler:
 
         Returns:
           {"pose": float32 [B, 3, window, 6] (y1, y2, y3),
-           "mfcc": float32 [B, rows, 13] the anchor's audio, rows = (window-1)*stride + 28}
+           "mfcc": float32 [B, rows, 13] the anchor's audio, rows = (window-1)*stride + 28;
+           absent with `pose_only`}
         """
         rng = step_rng(self.seed, step)
         poses, mfccs = [], []
@@ -121,11 +158,12 @@ class TripletSampler:
             poses.append(
                 np.stack([va.pose[sa : sa + w], vp.pose[sp : sp + w], vn.pose[sn : sn + w]])
             )
-            mfccs.append(self._rows(va, sa))
-        return {
-            "pose": np.stack(poses).astype(np.float32),
-            "mfcc": np.stack(mfccs).astype(np.float32),
-        }
+            if not self.pose_only:
+                mfccs.append(self._rows(va, sa))
+        batch = {"pose": np.stack(poses).astype(np.float32)}
+        if not self.pose_only:
+            batch["mfcc"] = np.stack(mfccs).astype(np.float32)
+        return batch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,6 +8,9 @@
   constant cost per frame.
 * `APC` (Sec. 3.1, Eq. 1): autoregressive predictive coding, a unidirectional 3 x 512 GRU over
   log-mel frames whose last hidden layer is the deep speech representation (loss: Eq. 9).
+* `APCPoseModel` (Sec. 3.1 + 3.3): APC and the pose model as one module, the pose model
+  conditioned on h_L at each video frame's surface rows (parameters {"apc", "pose"}, the
+  surface normalisation in "batch_stats"; trained in two phases by `talkingjax.train.peers`).
 * `manifold_projection` (Sec. 3.1.1, Eq. 2-3): locally linear reconstruction of each feature
   from its K = 10 nearest neighbours in the target speaker's feature database.
 
@@ -38,7 +41,8 @@ channel, the weight of its single-component "GMM", is unused and dropped). With 
 input (two 512-d APC frames per 60 fps video frame) the pose model has 4,266,608 parameters,
 the paper's 4.267 M (Sec. 4.3); the APC GRU has 4,064,256, the paper's 4.064 M. Per-frame
 audio here is generic (`A`); the library's MFCC front end gives A = 52 (four 13-d rows per
-25 fps frame).
+25 fps frame), `APCPoseModel` A = 4 x hidden (h_L at those four 100 Hz rows; 2048 at the
+paper's width, so its pose model has 524,288 more input weights than the paper's 1024-d one).
 
 Choices where the paper is silent (each an attribute):
   * the audio pre-net normalises with LayerNorm where the reference uses BatchNorm: it is per
@@ -435,8 +439,12 @@ class GRULayer(nn.Module):
     hidden: int
 
     @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        """[B, T, D] -> [B, T, hidden] hidden states, h_(-1) = 0."""
+    def __call__(self, x: jnp.ndarray, mask: jnp.ndarray | None = None) -> jnp.ndarray:
+        """[B, T, D] -> [B, T, hidden] hidden states, h_(-1) = 0.
+
+        `mask`: optional bool [B, T]; where False the step is skipped (h_t = h_(t-1)), so
+        left padding leaves the state at 0 and a padded sequence starts as an unpadded one.
+        """
         hid = self.hidden
         init = _torch_uniform(1.0 / math.sqrt(hid))
         w_ih = self.param("w_ih", init, (x.shape[-1], 3 * hid))
@@ -445,16 +453,22 @@ class GRULayer(nn.Module):
         b_hh = self.param("b_hh", init, (3 * hid,))
         xi = jnp.swapaxes(x @ w_ih + b_ih, 0, 1)  # time-major [T, B, 3H]
 
-        def cell(h, xi_t):
+        def cell(h, xs):
+            xi_t, keep_t = xs
             hh = h @ w_hh + b_hh
             r = nn.sigmoid(xi_t[:, :hid] + hh[:, :hid])
             z = nn.sigmoid(xi_t[:, hid : 2 * hid] + hh[:, hid : 2 * hid])
             n = jnp.tanh(xi_t[:, 2 * hid :] + r * hh[:, 2 * hid :])
-            h = (1.0 - z) * n + z * h
-            return h, h
+            new = (1.0 - z) * n + z * h
+            if keep_t is not None:
+                new = jnp.where(keep_t[:, None], new, h)
+            return new, new
 
-        h0 = jnp.zeros((x.shape[0], hid), xi.dtype)
-        _, hs = jax.lax.scan(cell, h0, xi)
+        # Derived from the input (not jnp.zeros) so that under shard_map the carry has the
+        # input's device-varying type, as scan requires.
+        h0 = jnp.zeros_like(xi[0, :, :hid])
+        keep = None if mask is None else jnp.swapaxes(mask.astype(bool), 0, 1)
+        _, hs = jax.lax.scan(cell, h0, (xi, keep))
         return jnp.swapaxes(hs, 0, 1)
 
 
@@ -473,11 +487,13 @@ class APC(nn.Module):
     residual: bool = False
 
     @nn.compact
-    def __call__(self, frames: jnp.ndarray):
+    def __call__(self, frames: jnp.ndarray, mask: jnp.ndarray | None = None):
         """Encodes surface features and predicts the frame `APC_SHIFT` ahead.
 
         Args:
           frames: [B, T, D] surface features (paper: 80-d log-mel, 1/120 s hop).
+          mask: optional bool [B, T], False on left padding (`GRULayer`: the state stays 0
+            there, so a sequence padded on the left is encoded as if it started later).
 
         Returns:
           (prediction [B, T, D], features [B, T, hidden]): y_t, trained towards x_(t+n) by
@@ -486,11 +502,93 @@ class APC(nn.Module):
         """
         h = frames
         for layer in range(self.num_layers):
-            out = GRULayer(self.hidden, name=f"gru_{layer}")(h)
+            out = GRULayer(self.hidden, name=f"gru_{layer}")(h, mask)
             if self.residual and layer + 1 < self.num_layers and out.shape == h.shape:
                 out = out + h
             h = out
         return nn.Dense(frames.shape[-1], name="predict")(h), h
+
+
+class APCPoseModel(nn.Module):
+    """The pose model Phi conditioned on APC features (Sec. 3.1 + 3.3): h_L per video frame.
+
+    APC (`apc`) encodes a clip's surface feature rows causally (100 Hz); each video frame's
+    audio feature is the concatenation of h_L at that frame's K rows (`index`, K = 4 at
+    25 fps: the frame's own 40 ms, two of the paper's 120 Hz APC frames per 60 fps frame
+    being its analogue); `pose` (`LSPPoseModel`) takes those K * hidden values as its per-frame
+    audio. Parameters {"apc": ..., "pose": ...}, so a trainer can train and freeze the two
+    groups separately (Sec. 4.2.1: APC self-supervised first, then the pose model on its
+    features). The surface rows are normalised per dimension by fixed statistics kept in the
+    "batch_stats" collection (`surface_mean`, `surface_std`: init 0 and 1; the trainer sets
+    them from its training speech), so Eq. 9's L1 weighs every dimension alike and a
+    checkpoint carries what its features were normalised with.
+
+    Attributes:
+      apc: the `APC` encoder (paper 3 x 512 GRU).
+      pose: the `LSPPoseModel`.
+      surface_dim: D of the surface rows (13 MFCC coefficients here; the paper's 80 mels).
+    """
+
+    apc: APC
+    pose: LSPPoseModel
+    surface_dim: int = 13
+
+    def setup(self):
+        d = (self.surface_dim,)
+        self.surface_mean = self.variable("batch_stats", "surface_mean", jnp.zeros, d, jnp.float32)
+        self.surface_std = self.variable("batch_stats", "surface_std", jnp.ones, d, jnp.float32)
+
+    def surface(self, rows: jnp.ndarray) -> jnp.ndarray:
+        """[B, R, D] raw surface rows -> the normalised rows APC reads (and Eq. 9 predicts)."""
+        return (rows - self.surface_mean.value) / self.surface_std.value
+
+    def encode(self, rows: jnp.ndarray, mask: jnp.ndarray | None = None):
+        """[B, R, D] raw rows (mask: bool [B, R], False on left padding) -> (prediction
+        [B, R, D], normalised rows [B, R, D], h_L [B, R, hidden]); Eq. 9 compares the first
+        two (`talkingjax.losses.lsp.apc_l1`)."""
+        x = self.surface(rows)
+        prediction, features = self.apc(x, mask)
+        return prediction, x, features
+
+    def frame_features(
+        self, rows: jnp.ndarray, index: jnp.ndarray, mask: jnp.ndarray | None = None
+    ) -> jnp.ndarray:
+        """Per-video-frame APC features.
+
+        Args:
+          rows: [B, R, D] raw surface rows (MFCC rows here), oldest first.
+          index: int [B, T, K] the rows of each of the T frames (positions into `rows`).
+          mask: optional bool [B, R], False on left padding.
+
+        Returns:
+          [B, T, K * hidden]: h_L at the K rows of each frame, in row order. h_L at row r has
+          read rows <= r only, so a frame's feature depends on its own and earlier audio.
+        """
+        return _gather_frames(self.encode(rows, mask)[2], index)
+
+    def distribution(self, features: jnp.ndarray, past_states: jnp.ndarray, train: bool = False):
+        """`LSPPoseModel.__call__` on per-frame features [B, T, K * hidden] (see there)."""
+        return self.pose(features, past_states, train)
+
+    def __call__(
+        self,
+        rows: jnp.ndarray,
+        index: jnp.ndarray,
+        past_states: jnp.ndarray,
+        mask: jnp.ndarray | None = None,
+        train: bool = False,
+    ):
+        """Teacher-forced Gaussian over the states from raw rows: `frame_features`, then
+        `distribution` -> (mean [B, T, 12], log_std [B, T, 12]). Creates every variable."""
+        _, _, h = self.encode(rows, mask)
+        return self.distribution(_gather_frames(h, index), past_states, train)
+
+
+def _gather_frames(h: jnp.ndarray, index: jnp.ndarray) -> jnp.ndarray:
+    """h [B, R, H], index int [B, T, K] -> [B, T, K * H]: each frame's K rows concatenated."""
+    b, t, k = index.shape
+    gathered = jnp.take_along_axis(h, index.reshape(b, t * k, 1), axis=1)
+    return gathered.reshape(b, t, k * h.shape[-1])
 
 
 # ----------------------------------------------------------------------------- Eq. 2-3

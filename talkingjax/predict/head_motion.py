@@ -32,13 +32,31 @@ def _bucket(n: int, size: int) -> int:
     return max(size, -(-n // size) * size)
 
 
+def min_pattern_seconds_of(config) -> float:
+    """The shortest reference clip a trained model encodes: `records.MIN_CLIP_SECONDS`, or
+    less when it trained on shorter windows (`data.window_seconds`) or is evaluated with a
+    shorter reference part (`eval.reference_seconds`), e.g. the real-data variant's 3 s."""
+    seconds = [records.MIN_CLIP_SECONDS, float(config.data.window_seconds)]
+    if "eval" in config and "reference_seconds" in config.eval:
+        seconds.append(float(config.eval.reference_seconds))
+    return min(seconds)
+
+
 class HeadMotionPredictor:
     """A trained E_m + D_m with bucketed, jit-compiled encode and predict calls."""
 
     def __init__(
-        self, model: HeadMotionModel, variables, fps: float, bucket_seconds: float = BUCKET_SECONDS
+        self,
+        model: HeadMotionModel,
+        variables,
+        fps: float,
+        bucket_seconds: float = BUCKET_SECONDS,
+        min_pattern_seconds: float = records.MIN_CLIP_SECONDS,
     ):
         self.model = model
+        # The shortest pose clip `encode_patterns` takes (a model trained on short windows
+        # takes patterns of them: `min_pattern_seconds_of`).
+        self.min_pattern_seconds = float(min_pattern_seconds)
         self.variables = variables
         self.fps = fps
         self.stride = model.decoder.rows_per_frame
@@ -51,19 +69,30 @@ class HeadMotionPredictor:
     def from_workdir(cls, workdir: str, step: int | None = None) -> HeadMotionPredictor:
         """Loads the latest (or given) checkpoint of a `train_pose` workdir."""
         config, variables = runner.load_variables(trainer.TRAINER, workdir, step)
-        return cls(build_model(config.model), variables, config.model.fps)
+        return cls(
+            build_model(config.model),
+            variables,
+            config.model.fps,
+            min_pattern_seconds=min_pattern_seconds_of(config),
+        )
 
     def encode_patterns(self, poses: list[np.ndarray], fps: float) -> np.ndarray:
         """Motion behaviour patterns of pose clips.
 
         Args:
-          poses: list of [T_i, 6] clips (any lengths of at least 4 s, no NaNs).
+          poses: list of [T_i, 6] clips (any lengths of at least `min_pattern_seconds`, 4 s
+            unless the model was trained on shorter windows; no NaNs).
           fps: frame rate of the clips (resampled to the model's by time).
 
         Returns:
           [N, k] patterns.
         """
-        clips = [records.resample_pose(records.check_pose(p, fps), fps, self.fps) for p in poses]
+        clips = [
+            records.resample_pose(
+                records.check_pose(p, fps, min_seconds=self.min_pattern_seconds), fps, self.fps
+            )
+            for p in poses
+        ]
         length = _bucket(max(c.shape[0] for c in clips), self.bucket_frames)
         batch = np.zeros((len(clips), length, records.POSE_DIM), np.float32)
         for i, c in enumerate(clips):

@@ -8,6 +8,10 @@ and `predict(mfcc, reference_pose, frames, seed=0) -> [frames, 6]`; with `has_pa
 
     predictor = load_predictor(workdir)
     pose = predictor.predict(mfcc, reference_pose, frames)           # [frames, 6]
+
+LSP trained on APC features (`config.model.audio_features = "apc"`, `lsp.APCPoseModel`)
+encodes the given MFCC rows with its APC and samples its pose model on h_L per frame; an LSP
+workdir on raw MFCC rows (the field "mfcc", or absent in older workdirs) reads the rows.
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ class Yi2022Predictor:
         return self.predictor.encode_patterns(poses, fps)
 
 
-# Each peer's rollout: `(model, window, temperature) -> predict(params, feats [frames, 52],
-# reference_pose [R, 6], seed) -> [frames, 6]`.
+# Each peer's rollout: `(model, window, temperature) -> predict(params, feats [frames, A],
+# reference_pose [R, 6], seed) -> [frames, 6]`; feats are the per-frame audio features
+# (`PeerPredictor._features`: 4 MFCC rows, or LSP's APC features with `model` its pose model).
 
 
 def _audio2head(model, window: int, temperature: float):
@@ -90,6 +95,42 @@ def _lsp(model, window: int, temperature: float):
 
 _ROLLOUTS = {"audio2head": _audio2head, "posegan": _posegan, "lsp": _lsp}
 
+#: APC runs over the MFCC rows padded on the right to a multiple of this (causal, so the
+#: padding changes no feature), so clips of similar lengths share one compiled program.
+_APC_BUCKET_ROWS = 512
+
+
+def _mfcc_features(fps: float):
+    """Per-frame raw MFCC features: `(mfcc [N, 13], frames) -> [frames, 52]`."""
+    return lambda mfcc, frames: sampling.frame_audio_features(mfcc, fps, frames)
+
+
+def _apc_features(model: lsp.APCPoseModel, variables: dict, fps: float):
+    """Per-frame APC features: `(mfcc [N, 13], frames) -> [frames, 4 * hidden]`.
+
+    APC encodes the rows from the first given one (its state starts at 0 there, as at the
+    start of a training clip) up to the last row the frames read; each frame takes h_L at its
+    rows (`train.peers.frame_rows`), as in training.
+    """
+    encode = jax.jit(
+        lambda v, rows: model.apply(v, rows[None], method=lsp.APCPoseModel.encode)[2][0]
+    )
+
+    def features(mfcc: np.ndarray, frames: int) -> np.ndarray:
+        index = peers.frame_rows(fps, frames)
+        needed = int(index[-1, -1]) + 1
+        if mfcc.ndim != 2 or mfcc.shape[1] != model.surface_dim:
+            raise InputError(f"mfcc must be [rows, {model.surface_dim}], got {mfcc.shape}")
+        if needed > mfcc.shape[0]:
+            raise InputError(f"{frames} frames at {fps} fps need more audio than given")
+        padded = -(-needed // _APC_BUCKET_ROWS) * _APC_BUCKET_ROWS
+        rows = np.zeros((padded, mfcc.shape[1]), np.float32)
+        rows[:needed] = mfcc[:needed]
+        h = np.asarray(encode(variables, jnp.asarray(rows)))
+        return h[index].reshape(frames, -1)
+
+    return features
+
 
 class PeerPredictor:
     """A trained peer model as a pose predictor: audio + the target's recent pose -> poses.
@@ -109,10 +150,15 @@ class PeerPredictor:
         self.fps = float(config.model.fps)
         self.window = int(config.model.window)
         self.model = peers.build(config)
-        self.params = variables["params"]
+        self.variables = variables
         eval_cfg = config.get("eval", None)
         self.temperature = float(eval_cfg.get("temperature", 1.0)) if eval_cfg else 1.0
-        self._rollout = _ROLLOUTS[self.name](self.model, self.window, self.temperature)
+        rollout_model, self.params = self.model, variables["params"]
+        self._features = _mfcc_features(self.fps)
+        if isinstance(self.model, lsp.APCPoseModel):  # LSP on APC features (paper 004)
+            self._features = _apc_features(self.model, variables, self.fps)
+            rollout_model, self.params = self.model.pose, variables["params"]["pose"]
+        self._rollout = _ROLLOUTS[self.name](rollout_model, self.window, self.temperature)
 
     @classmethod
     def from_workdir(cls, workdir: str, step: int | None = None) -> PeerPredictor:
@@ -145,7 +191,7 @@ class PeerPredictor:
             raise InputError(f"reference_pose must be [frames >= 1, 6], got shape {ref.shape}")
         if not np.all(np.isfinite(ref)):
             raise InputError("reference_pose has NaN/inf values")
-        feats = jnp.asarray(sampling.frame_audio_features(mfcc, self.fps, frames))
+        feats = jnp.asarray(self._features(np.asarray(mfcc, np.float32), frames))
         return np.asarray(self._rollout(self.params, feats, ref, seed), np.float32)
 
 

@@ -6,6 +6,17 @@ as two runs). One train step is a data-parallel update: every device computes gr
 its share of the triplets, `pmean` over the `data` axis averages them, and the replicated
 state is updated identically everywhere.
 
+Data of the phases: phase 1 reads poses only, so with `config.data.silent` its triplets come
+from every training clip, records without speech included (more speakers for Eq. 1); phase 2
+needs the anchor's audio and samples the clips with speech only. Both are pure functions of
+(seed, step).
+
+Starting point: `config.train.init_from` = another head-motion workdir (e.g. the shipped
+synthetic model `talkingjax/assets/models/pose`) starts both phases from its parameters and
+BatchNorm statistics instead of a fresh initialisation (pretraining on the synthetic corpus,
+then training on real poses); its `model` config must equal this one's
+(`runner.source_variables`). "" = from scratch.
+
     from talkingjax.train import head_motion
     head_motion.train(config, workdir)   # config: experiments/configs/pose.py
 
@@ -23,6 +34,7 @@ import jax.numpy as jnp
 
 from talkingjax import losses
 from talkingjax.data import records, sampling, synthetic
+from talkingjax.errors import InputError
 from talkingjax.models import HeadMotionModel, build_model, rows_for_frames
 from talkingjax.train import loop, runner
 
@@ -121,21 +133,52 @@ def load_data(config, workdir: str) -> tuple[list[records.Clip], list[records.Cl
     return loop.load_data(config, workdir, "synthetic", synthetic.generate_corpus)
 
 
-def plan(config, workdir: str) -> tuple[list[loop.Phase], None]:
-    """The two phases (`runner.Trainer.plan`): encoder pretraining, then joint training."""
-    train_clips, _ = load_data(config, workdir)
-    fps = config.model.fps
-    sampler = sampling.TripletSampler(
-        sampling.prepare_videos(train_clips, fps), window_frames(config), fps, seed=config.seed
+def samplers(
+    config, train_clips: list[records.Clip]
+) -> tuple[sampling.TripletSampler, sampling.TripletSampler]:
+    """(pretrain, joint) triplet samplers of the training clips (module docstring).
+
+    The pretrain sampler is pose-only over all clips (records without speech included); the
+    joint sampler has the anchor's audio and uses the clips with speech only. Without records
+    without speech both draw the same pose windows (one seed, the same clips).
+    """
+    fps, window = config.model.fps, window_frames(config)
+    speech = [c for c in train_clips if c.has_audio]
+    if not speech:
+        raise InputError("no training clip has speech; the joint phase needs the audio")
+    joint = sampling.TripletSampler(
+        sampling.prepare_videos(speech, fps), window, fps, seed=config.seed
     )
-    pre_steps, joint_steps = phase_steps(config, sampler)
+    if len(speech) == len(train_clips):
+        pretrain = sampling.TripletSampler(joint.videos, window, fps, config.seed, pose_only=True)
+    else:
+        videos = sampling.prepare_videos(train_clips, fps, pose_only=True)
+        pretrain = sampling.TripletSampler(videos, window, fps, config.seed, pose_only=True)
+    return pretrain, joint
+
+
+def initial_variables(config) -> dict | None:
+    """The variables of `config.train.init_from` (a head-motion workdir with the same model
+    config), or None (start from `init_variables`)."""
+    source = config.train.get("init_from", "")
+    if not source:
+        return None
+    return runner.source_variables(TRAINER, source, config)
+
+
+def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
+    """The two phases (`runner.Trainer.plan`): encoder pretraining, then joint training;
+    the variables of `train.init_from` (or None)."""
+    train_clips, _ = load_data(config, workdir)
+    pretrain, joint = samplers(config, train_clips)
+    pre_steps, joint_steps = phase_steps(config, joint)
     phases = [
         loop.Phase("pretrain", pre_steps, pretrain_loss,
-                   optimizer(config, config.train.pretrain_lr), sampler.sample),
+                   optimizer(config, config.train.pretrain_lr), pretrain.sample),
         loop.Phase("joint", joint_steps, joint_loss,
-                   optimizer(config, config.train.joint_lr), sampler.sample),
+                   optimizer(config, config.train.joint_lr), joint.sample),
     ]  # fmt: skip
-    return phases, None
+    return phases, initial_variables(config)
 
 
 TRAINER = runner.Trainer(
