@@ -2,6 +2,11 @@
 
   python -m experiments.train_expression --config=experiments/configs/expression.py:tiny \
       --workdir=/tmp/expr [--config.finetune.root=DATA --config.finetune.clip_id=ID]
+  python -m experiments.train_expression --config=experiments/configs/expression.py:real \
+      --workdir=/tmp/expr_real [--config.data.root=RECORDS]   # real training speakers
+
+The evaluation after training scores the config's held-out part (`data.eval_part`: "val" for
+a speaker split); the test part is measured once with `experiments.eval_expression --part=test`.
 
 Rerunning the same command resumes from the latest checkpoint in the workdir.
 `train_and_evaluate(config, workdir)` is the same without flag parsing.
@@ -31,7 +36,9 @@ def main(argv):
         ours, mean = r["ours"], r["mean_expression"]
         print(
             f"eval {name}: LMD {ours['lmd_px']:.3f} px (mean expression {mean['lmd_px']:.3f}, "
-            f"shuffled audio {r['shuffled_audio']['lmd_px']:.3f}), MSE {ours['mse']:.4f}"
+            f"shuffled audio {r['shuffled_audio']['lmd_px']:.3f}), MSE {ours['mse']:.4f}, "
+            f"opening/energy r {ours['open_energy_corr']:.3f} "
+            f"(real faces {r['truth_open_energy_corr']:.3f})"
         )
 
 

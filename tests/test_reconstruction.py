@@ -29,8 +29,6 @@ def test_split_and_tuning_frames():
         rec.split_point(99, 25.0, p)
     with pytest.raises(InputError, match="too short for the split"):
         rec.split_point(125, 25.0, rec.Protocol(min_rest_seconds=3.0))
-    assert rec.tune_frames(110, 25.0, 25.0) == 110
-    assert rec.tune_frames(75, 30.0, 25.0) == 62  # 62 regressor frames = 2.48 s < 2.5 s
     with pytest.raises(InputError, match="first_fraction"):
         rec.Protocol(first_fraction=1.0).check()
 

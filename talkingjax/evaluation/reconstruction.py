@@ -54,10 +54,9 @@ Protocol choices (`Protocol`, all in the report):
   `finetune.steps`, 300; a GAN config with steps 0 would run `epochs * frames / batch`, fewer
   for fewer frames): more passes over fewer frames. Under 4 s `personalize` refuses the video.
   Here the first part is the tuning set, so every clip under 600 frames tunes on fewer than
-  300 frames: the report gives each clip's count ("tune_frames").
-- `tune_frames`: the expression fine-tune counts its `frames` at the regressor's rate (25 fps),
-  the GAN at the video's; at 30 fps the same number would reach past the first part, so the
-  count is lowered to stay inside it for both.
+  300 frames: the report gives each clip's count ("tune_frames"). Both fine-tunes count
+  `frames` in the video's own frames (the expression trainer converts them to its 25 fps), so
+  the tuning set is exactly the first part's first `tune_frames` frames.
 """
 
 from __future__ import annotations
@@ -82,7 +81,6 @@ from talkingjax.face3d import default
 from talkingjax.metrics import image as image_metrics
 from talkingjax.metrics import video as video_metrics
 from talkingjax.progress import Progress
-from talkingjax.train import checkpoint
 from talkingjax.video import tracking
 
 REAL = "real"
@@ -169,15 +167,6 @@ def split_point(num_frames: int, fps: float, protocol: Protocol) -> int:
             f"{rest} would be driven (at least {protocol.min_rest_seconds:g} s needed)"
         )
     return first
-
-
-def tune_frames(first: int, fps: float, expression_fps: float) -> int:
-    """`TuneOptions.frames` that keeps both fine-tunes inside the first `first` video frames.
-
-    The GAN counts video frames, the expression regressor frames at its own rate
-    `expression_fps`; the smaller of `first` and floor(first * expression_fps / fps).
-    """
-    return max(1, min(first, int(math.floor(first * expression_fps / fps + 1e-6))))
 
 
 def first_part(target: generation.Target, frames: int) -> generation.Target:
@@ -476,8 +465,7 @@ def reconstruct_clip(
     info = tracking.probe_video(video)
     first = split_point(info.num_frames, info.fps, protocol)
     wave = audio.load_audio(video)
-    expression_fps = float(checkpoint.load_workdir_config(models.expression).model.fps)
-    tune = tune_frames(first, info.fps, expression_fps)
+    tune = min(first, generation.TuneOptions().frames)  # video frames, both fine-tunes
     options = generation.TuneOptions(tune, protocol.expression_steps, protocol.gan_steps)
     target = generation.personalize(video, models, cache, options, progress, face_model)
     fps, total = target.fps, target.num_frames
@@ -546,7 +534,6 @@ def reconstruct_clip(
         "first_frames": first,
         "rest_frames": rest,
         "tune_frames": tune,
-        "expression_fps": expression_fps,
         "videos": paths,
         "real_lost_frames": int(np.sum(~real_track.detected)),
         "rows": _json_safe(rows),

@@ -59,7 +59,9 @@ class TuneOptions:
     gan_steps: int | None = None
 
     def key(self) -> str:
-        return f"f{self.frames}-e{self.expression_steps}-g{self.gan_steps}"
+        # "v": `frames` counts the video's own frames for both fine-tunes (before, the
+        # expression fine-tune counted them at 25 fps): older cached fine-tunes are not reused.
+        return f"f{self.frames}v-e{self.expression_steps}-g{self.gan_steps}"
 
 
 @dataclasses.dataclass
