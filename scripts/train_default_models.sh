@@ -1,21 +1,48 @@
 #!/usr/bin/env bash
 # Trains the small models shipped in talkingjax/assets/models -- the embedded default of
-# `python -m experiments.generate` -- with the library's own trainers on project-made data only
-# (the synthetic head-motion corpus, the synthetic speech-driven expression corpus, synthetic
-# render/real pairs), then copies each workdir's config and last checkpoint there.
-#   bash scripts/train_default_models.sh [WORKDIR_ROOT]     (default runs/default_models)
+# `python -m experiments.generate` -- with the library's own trainers, then copies each
+# workdir's config and last checkpoint there:
+#   1. on project-made data: head motion on the synthetic corpus (pose.py:tiny), expression on
+#      the synthetic speech-driven expression corpus (expression.py:tiny) -> assets/models/synthetic/;
+#      the GAN on synthetic render/real pairs (gan.py:small128) -> assets/models/gan;
+#   2. on the real corpus's training speakers (experiments/corpus/split.json), each started from
+#      its synthetic model of step 1: pose.py:real and expression.py:real -> assets/models/pose
+#      and assets/models/expression (the defaults generation uses).
+#
+#   bash scripts/train_default_models.sh [WORKDIR_ROOT] [PREPROCESSED_CORPUS]
+# WORKDIR_ROOT defaults to runs/default_models; PREPROCESSED_CORPUS (what
+# `python -m experiments.preprocess --input=<the real corpus> --out=DIR` wrote) to ../runs/corpus.
+# TRAIN_GAN=0 skips the GAN (it keeps the shipped one).
 source "$(dirname "$0")/setup_env.sh"
 W="${1:-runs/default_models}"
-python -m experiments.train_pose --config=experiments/configs/pose.py:tiny --workdir="$W/pose"
+CORPUS="${2:-../runs/corpus}"
+if [ ! -d "$CORPUS/reports" ]; then
+  echo "error: $CORPUS is not a preprocessed corpus (no reports/): run experiments.preprocess first" >&2
+  exit 2
+fi
+python -m experiments.train_pose --config=experiments/configs/pose.py:tiny \
+  --workdir="$W/synthetic/pose"
 python -m experiments.train_expression --config=experiments/configs/expression.py:tiny \
+  --workdir="$W/synthetic/expression" --noeval
+if [ "${TRAIN_GAN:-1}" != "0" ]; then
+  python -m experiments.train_gan --config=experiments/configs/gan.py:small128 \
+    --workdir="$W/gan" --noeval
+fi
+python -m experiments.train_pose --config=experiments/configs/pose.py:real \
+  --config.data.root="$CORPUS" --config.train.init_from="$W/synthetic/pose" \
+  --workdir="$W/pose" --noeval
+python -m experiments.train_expression --config=experiments/configs/expression.py:real \
+  --config.data.root="$CORPUS" --config.train.init_from="$W/synthetic/expression" \
   --workdir="$W/expression" --noeval
-python -m experiments.train_gan --config=experiments/configs/gan.py:small128 --workdir="$W/gan" \
-  --noeval
-for part in pose expression gan; do
+
+parts="synthetic/pose synthetic/expression pose expression"
+[ "${TRAIN_GAN:-1}" != "0" ] && parts="$parts gan"
+for part in $parts; do
   dest="talkingjax/assets/models/$part"
   step=$(ls "$W/$part/checkpoints" | grep -E '^[0-9]+$' | sort -n | tail -1)
   rm -rf "$dest" && mkdir -p "$dest/checkpoints"
   cp "$W/$part/config.json" "$dest/"
+  if [ -f "$W/$part/train_clips.json" ]; then cp "$W/$part/train_clips.json" "$dest/"; fi
   cp -r "$W/$part/checkpoints/$step" "$dest/checkpoints/"
 done
 du -sh talkingjax/assets/models/*

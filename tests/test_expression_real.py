@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import expression as expression_config
+from experiments.configs import pose as pose_config
 from talkingjax.data import records, sampling, synthetic_expression
 from talkingjax.errors import InputError
 from talkingjax.evaluation import expression as expression_eval
@@ -74,13 +75,15 @@ def general(corpus, tmp_path_factory):
 def test_real_variant_loads_and_fits_the_shipped_model():
     c = expression_config.get_config("real")
     tiny = expression_config.get_config("tiny")
-    assert c.data.root == "/work/runs/corpus"  # a plain default the user overrides
+    # The one default place of the preprocessed corpus (runs/corpus next to the repository).
+    assert c.data.root == pose_config.REAL_CORPUS and c.data.split_file == pose_config.REAL_SPLIT
     assert c.data.split_file.endswith(os.path.join("experiments", "corpus", "split.json"))
     assert os.path.isfile(c.data.split_file)
     assert c.data.eval_part == "val"
     assert c.data.center_clips and c.train.average_from >= 0 and c.train.bn_batches > 0
     assert c.model.to_dict() == tiny.model.to_dict()
-    # The general phase starts from the shipped general model, whose model config it equals.
+    # The general phase starts from the shipped synthetic model, whose model config it equals.
+    assert c.train.init_from == expression_config.SYNTHETIC_EXPRESSION
     shipped = checkpoint.load_workdir_config(c.train.init_from)
     assert json.loads(shipped.model.to_json()) == json.loads(c.model.to_json())
     assert c.finetune.frames == 300 and c.finetune.steps == 300
@@ -238,6 +241,14 @@ def test_evaluation_on_the_split_parts(corpus, general):
     assert got == pytest.approx(float(want), rel=1e-4)
     with pytest.raises(InputError, match="part must be"):
         expression_eval.evaluate_workdir(general, part="dev")
+
+
+def test_general_phase_lists_the_clips_it_trained_on(corpus, general):
+    root, _, parts = corpus
+    used = json.loads(open(os.path.join(general, "train_clips.json")).read())
+    assert used["root"] == str(root)
+    assert [c["clip_id"] for c in used["clips"]] == [c.clip_id for c in parts["train"]]
+    assert all(c["speech"] and c["seconds"] == 6.0 for c in used["clips"])
 
 
 def test_general_phase_starts_from_another_general_run(corpus, general, tmp_path):

@@ -27,7 +27,7 @@ def made_target(path: str, seconds: float = 4.0, seed: int = 3):
     (`Camera().scaled(S)`) is the fit's and the rendered pose is the target's fitted pose.
     """
     truth = default_inputs.make_target_video(path, seconds=seconds, size=SIZE, seed=seed)
-    models = generation.Models.default()
+    models = generation.Models.synthetic()  # a synthetic target: the synthetic-trained models
     n = truth.num_frames
 
     def const(x):
@@ -63,7 +63,7 @@ def _face_error(path: str, truth, frames: np.ndarray) -> float:
 
 def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_path, monkeypatch):
     target, truth = target
-    models = generation.Models.default()
+    models = generation.Models.synthetic()
 
     def no_gan(*args, **kwargs):
         raise AssertionError("the GAN was loaded although refine=False")
@@ -100,7 +100,7 @@ def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_p
 
 def test_refine_switches_the_gan(target, tmp_path, monkeypatch):
     target, truth = target
-    models = generation.Models.default()
+    models = generation.Models.synthetic()
 
     class BlackGAN:  # a stand-in generator: every refined face black
         size = SIZE
@@ -127,7 +127,7 @@ def test_refine_switches_the_gan(target, tmp_path, monkeypatch):
 
 def test_bad_given_poses_are_refused_before_any_work(target, tmp_path):
     target, _ = target
-    models = generation.Models.default()
+    models = generation.Models.synthetic()
     for pose, match in (
         (np.zeros((5, 5)), "shape"),
         (np.full((5, 6), np.nan), "finite"),

@@ -115,9 +115,9 @@ def test_real_variant_config_loads_for_ours_and_the_peers():
     assert c.data.eval_part == "val" and c.data.silent
     assert c.data.window_seconds < 12.0 and c.eval.reference_seconds < 12.0
     assert c.eval.retrieval_window_seconds == c.eval.reference_seconds
-    assert c.train.init_from == pose_config.SHIPPED_POSE
+    assert c.train.init_from == pose_config.SYNTHETIC_POSE
     # The tiny model: the shipped synthetic model's config, so init_from fits.
-    shipped = json.loads(open(f"{pose_config.SHIPPED_POSE}/config.json").read())["model"]
+    shipped = json.loads(open(f"{pose_config.SYNTHETIC_POSE}/config.json").read())["model"]
     assert json.loads(c.model.to_json()) == shipped
     for peer in (a2h_config, posegan_config):
         p = peer.get_config("real")
@@ -177,6 +177,15 @@ def test_one_step_real_variant_training_writes_both_phases(source):
     assert "recon" in lines[1] and np.isfinite(lines[1]["loss"])
     config = json.loads(open(f"{source}/config.json").read())
     assert config["data"]["split_file"].endswith("split.json") and config["data"]["silent"]
+    # The clips trained on, as the shipped model's README lists them: the train part's records,
+    # silent ones included (the encoder phase), none of val/test.
+    used = json.loads(open(f"{source}/train_clips.json").read())
+    assert used["root"] == config["data"]["root"]
+    expected = {k: v for k, v in CLIPS.items() if v[1] == "train"}
+    assert {c["clip_id"]: (c["speaker_id"], c["speech"]) for c in used["clips"]} == {
+        k: (v[0], v[3]) for k, v in expected.items()
+    }
+    assert all(abs(c["seconds"] - expected[c["clip_id"]][2]) < 0.05 for c in used["clips"])
 
 
 def test_init_from_restores_the_source_and_refuses_another_model(dataset, source, tmp_path):

@@ -15,11 +15,11 @@ trains on 2 CPU cores in minutes. Without `data.root` the trainer generates (onc
 synthetic speech-driven expression corpus under the workdir, in the default face model's basis.
 
 `get_config("real")`: the tiny model's general phase on the real corpus's training speakers
-(`data.root`, default /work/runs/corpus, the preprocessed corpus: override it with yours;
+(`data.root`, default `pose.REAL_CORPUS`, the preprocessed corpus: override it with yours;
 `data.split_file` the committed speaker split, `data.eval_part` "val" for choosing settings,
 "test" once), starting from the shipped synthetic-trained general model (`train.init_from`,
-`SHIPPED_EXPRESSION`; pass the synthetic run's workdir instead once the shipped model is itself
-a real-trained one). Chosen on the val part (talkingjax/evaluation/expression.py; README):
+`SYNTHETIC_EXPRESSION`); the shipped default general model (`talkingjax/assets/models/expression`,
+made by `scripts/train_real_models.sh`). Chosen on the val part (evaluation.expression; README):
 1200 steps at 1e-3 on clips centred on the common mean (`data.center_clips`), parameters
 averaged from step 400 (`train.average_from`) with BatchNorm statistics re-estimated for them
 (`train.bn_batches`). On val: from scratch (`--config.train.init_from=`) it did not beat the
@@ -34,12 +34,15 @@ import os
 
 import ml_collections
 
+from experiments.configs import pose
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The shipped general expression model (`talkingjax/assets/models/expression`).
-SHIPPED_EXPRESSION = os.path.join(REPO, "talkingjax", "assets", "models", "expression")
-# The preprocessed real corpus and its committed speaker split.
-REAL_CORPUS = "/work/runs/corpus"
-REAL_SPLIT = os.path.join(REPO, "experiments", "corpus", "split.json")
+# The shipped general expression model trained on the synthetic corpus (expression.py:tiny):
+# the start of the real variant (the shipped default, `assets/models/expression`, is the real
+# variant itself).
+SYNTHETIC_EXPRESSION = os.path.join(
+    REPO, "talkingjax", "assets", "models", "synthetic", "expression"
+)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -117,12 +120,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.checkpoint_every = 200
         c.train.log_every = 50
     if arg == "real":
-        c.data.root = REAL_CORPUS
-        c.data.split_file = REAL_SPLIT
+        c.data.root = pose.REAL_CORPUS
+        c.data.split_file = pose.REAL_SPLIT
         c.data.eval_part = "val"
         # Train on each clip's motion around the common mean (`train.expression.center_clips`).
         c.data.center_clips = True
-        c.train.init_from = SHIPPED_EXPRESSION
+        c.train.init_from = SYNTHETIC_EXPRESSION
         c.train.steps = 1200
         c.train.average_from = 400
         c.train.bn_batches = 32

@@ -10,7 +10,9 @@ Without `data.root` the trainer generates (once) a synthetic corpus under the wo
 
 `get_config("real")`: the tiny model trained on REAL poses, the real corpus's training
 speakers, starting from the shipped synthetic-trained model (`train.init_from` =
-`SHIPPED_POSE`: pretraining on the synthetic corpus, then the real data):
+`SYNTHETIC_POSE`: pretraining on the synthetic corpus, then the real data). It is the shipped
+default head-motion model (`talkingjax/assets/models/pose`, made by
+`scripts/train_real_models.sh`):
   * data.root: the preprocessed corpus (`experiments.preprocess`; default `REAL_CORPUS`, the
     runs/ folder next to the repository; override with --config.data.root=...);
     data.split_file the committed speaker split; data.eval_part "val" to choose settings,
@@ -39,8 +41,9 @@ import os
 import ml_collections
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-# The shipped head-motion model, trained on the synthetic corpus (pose.py:tiny).
-SHIPPED_POSE = os.path.join(REPO, "talkingjax", "assets", "models", "pose")
+# The shipped head-motion model trained on the synthetic corpus (pose.py:tiny): the start of
+# the real variant (the shipped default, `assets/models/pose`, is the real variant itself).
+SYNTHETIC_POSE = os.path.join(REPO, "talkingjax", "assets", "models", "synthetic", "pose")
 # The preprocessed real corpus (`runs/corpus` next to the repository) and its committed split.
 REAL_CORPUS = os.path.normpath(os.path.join(REPO, "..", "runs", "corpus"))
 REAL_SPLIT = os.path.join(REPO, "experiments", "corpus", "split.json")
@@ -156,7 +159,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.train.checkpoint_every = 100
         c.train.log_every = 25
     if arg == "real":  # settings chosen on the val part (module docstring)
-        c.train.init_from = SHIPPED_POSE  # pretrained on the synthetic corpus
+        c.train.init_from = SYNTHETIC_POSE  # pretrained on the synthetic corpus
         c.train.pretrain_steps = 600
         c.train.joint_steps = 1200
         c.loss.lambda_p1 = 1000.0

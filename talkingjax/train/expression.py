@@ -264,6 +264,7 @@ def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
         if config.train.get("init_from", ""):
             source = runner.source_variables(TRAINER, config.train.init_from, config)
         train_clips, _ = load_data(config, workdir)
+        loop.write_train_clips(workdir, config.data.root, loop.clip_entries(train_clips))
         general = sampling.prepare_expression_clips(train_clips, fps, num_exp)
         if config.data.get("center_clips", False):
             general = center_clips(general)

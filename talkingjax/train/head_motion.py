@@ -12,9 +12,9 @@ needs the anchor's audio and samples the clips with speech only. Both are pure f
 (seed, step).
 
 Starting point: `config.train.init_from` = another head-motion workdir (e.g. the shipped
-synthetic model `talkingjax/assets/models/pose`) starts both phases from its parameters and
-BatchNorm statistics instead of a fresh initialisation (pretraining on the synthetic corpus,
-then training on real poses); its `model` config must equal this one's
+synthetic model, `talkingjax/assets/models/synthetic/pose`) starts both phases from its
+parameters and BatchNorm statistics instead of a fresh initialisation (pretraining on the
+synthetic corpus, then training on real poses); its `model` config must equal this one's
 (`runner.source_variables`). "" = from scratch.
 
     from talkingjax.train import head_motion
@@ -170,6 +170,7 @@ def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
     """The two phases (`runner.Trainer.plan`): encoder pretraining, then joint training;
     the variables of `train.init_from` (or None)."""
     train_clips, _ = load_data(config, workdir)
+    loop.write_train_clips(workdir, config.data.root, loop.clip_entries(train_clips))
     pretrain, joint = samplers(config, train_clips)
     pre_steps, joint_steps = phase_steps(config, joint)
     phases = [

@@ -18,6 +18,7 @@ stops the run before a checkpoint could be overwritten.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -76,6 +77,32 @@ def load_data(
         clips = corpus_split.apply_split(clips, config.data.split_file)
         held_out = config.data.get("eval_part", "val")
     return [c for c in clips if c.split == "train"], [c for c in clips if c.split == held_out]
+
+
+TRAIN_CLIPS_FILE = "train_clips.json"
+
+
+def clip_entries(clips: list[records.Clip]) -> list[dict]:
+    """One entry per clip for `write_train_clips`: clip and speaker ids, seconds, speech."""
+    return [
+        {"clip_id": c.clip_id, "speaker_id": c.speaker_id, "seconds": round(c.seconds, 2),
+         "speech": bool(c.has_audio)}
+        for c in clips
+    ]  # fmt: skip
+
+
+def write_train_clips(workdir: str, root: str, clips: list[dict]) -> None:
+    """Writes `<workdir>/train_clips.json` (atomically, on process 0): the data root ("" = a
+    synthetic corpus in the workdir) and one entry per clip trained on -- what a trained
+    model's README lists (the shipped models inherit their clips' terms)."""
+    if jax.process_index() != 0:
+        return
+    os.makedirs(workdir, exist_ok=True)
+    records.atomic_write(
+        os.path.join(workdir, TRAIN_CLIPS_FILE),
+        lambda f: f.write(json.dumps({"root": root, "clips": clips}, indent=1)),
+        mode="w",
+    )
 
 
 @flax.struct.dataclass

@@ -507,6 +507,7 @@ def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
     "pose" (`_lsp_apc_phases`). Clips without speech (`data.silent`) are left out."""
     train_clips, _ = load_data(config, workdir)
     train_clips = [c for c in train_clips if c.has_audio]
+    loop.write_train_clips(workdir, config.data.root, loop.clip_entries(train_clips))
     peer = peer_model(config)
     if peer.plan is not None:
         return peer.plan(config, train_clips)

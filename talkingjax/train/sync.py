@@ -30,21 +30,19 @@ speakers; `talkingjax.predict.SyncScorer` loads the run.)
 from __future__ import annotations
 
 import functools
-import json
 import os
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from talkingjax.data import records
 from talkingjax.data import sync as sync_data
 from talkingjax.errors import InputError
 from talkingjax.losses import sync as sync_losses
 from talkingjax.models.sync import SyncNet
 from talkingjax.train import loop, runner
 
-CLIPS_FILE = "train_clips.json"
+CLIPS_FILE = loop.TRAIN_CLIPS_FILE
 
 
 def build(config) -> SyncNet:
@@ -148,12 +146,7 @@ def plan(config, workdir: str) -> tuple[list[loop.Phase], None]:
         }
         for c, w in zip(sampler.clips, sampler.windows, strict=True)
     ]
-    os.makedirs(workdir, exist_ok=True)
-    records.atomic_write(
-        os.path.join(workdir, CLIPS_FILE),
-        lambda f: f.write(json.dumps({"root": d.root, "clips": used}, indent=1)),
-        mode="w",
-    )
+    loop.write_train_clips(workdir, d.root, used)
     return phases, None
 
 
