@@ -182,6 +182,45 @@ def test_memory_variant_trains_writes_memory_and_retrieves(pairs, tmp_path):
         refine(windows, identity=ids[:, :4])
 
 
+def _identity_encoder_gradient(pairs, lambda_arcface: float) -> float:
+    """Largest |d loss / d identity-encoder parameter| of one memory-variant batch."""
+    from jax.sharding import PartitionSpec as P
+
+    from talkingjax.train import parallel
+
+    c = _tiny(pairs, memory=True)
+    c.loss.lambda_arcface = lambda_arcface
+    nets = gan.build(c.model)
+    variables = gan.init_variables(nets, c.model, jax.random.key(0))
+    # Away from the initialisation, where the identity MLP's zero-initialised output layer
+    # makes G blind to the identity feature (and the test vacuous).
+    leaves, tree = jax.tree.flatten(variables["params"]["generator"])
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    noisy = [x + 0.05 * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)]
+    variables["params"]["generator"] = jax.tree.unflatten(tree, noisy)
+    clips = gan_pairs.load(pairs, split="train")
+    batch = gan_pairs.PairSampler(clips, seed=0).sample(0, 2)
+    batch["seed"] = np.arange(2, dtype=np.int32)
+
+    def grads(params, batch_stats, batch):
+        return jax.grad(lambda p: gan.loss_fn(p, batch_stats, batch, nets, c.loss)[0])(params)
+
+    mesh = parallel.make_mesh(1)
+    step = jax.jit(
+        jax.shard_map(grads, mesh=mesh, in_specs=(P(), P(), P(parallel.DATA_AXIS)), out_specs=P())
+    )
+    replicated = parallel.replicate(variables, mesh)
+    g = step(replicated["params"], replicated["batch_stats"], parallel.shard_batch(batch, mesh))
+    return max(float(np.abs(x).max()) for x in jax.tree.leaves(g["identity_encoder"]))
+
+
+def test_memory_variant_identity_encoder_is_trained_by_arcface_only(pairs):
+    # Without the ArcFace term, nothing of G's loss (L1, attention, TV, adversarial) reaches
+    # the encoder of the real frame: it cannot carry the frame into G during training.
+    assert _identity_encoder_gradient(pairs, lambda_arcface=0.0) == 0.0
+    assert _identity_encoder_gradient(pairs, lambda_arcface=1.0) > 0.0
+
+
 def test_bad_input_leaves_no_workdir(pairs, tmp_path):
     c = _tiny(pairs, tune=2)
     c.finetune.clip_id = "nobody"

@@ -105,13 +105,21 @@ def loss_fn(params, batch_stats, batch, model: Nets, loss_cfg):
 def _memory_loss(params, batch_stats, batch, model: Nets, loss_cfg, rngs, weights):
     """Paper 001 Sec. 3.4: G(r, s) with s from the identity encoder (ArcFace loss on the
     identity labels; -1 = an identity outside the classes, no ArcFace term), the key
-    encoder's threshold triplet loss against the memory, then the memory update."""
+    encoder's threshold triplet loss against the memory, then the memory update.
+
+    G reads s through `stop_gradient`: the identity encoder is trained by the ArcFace loss
+    only, as the paper's frozen face-recognition encoder is not trained at all. Were G's
+    reconstruction loss to reach it, the encoder of the REAL frame could learn to pass the
+    frame itself (colours, pose, mouth) to G in its 512-d feature during training -- a
+    shortcut that does not exist at test time, where s is the memory's retrieved value.
+    """
     mem = batch_stats["memory"]
     s = model.identity_encoder.apply({"params": params["identity_encoder"]}, batch["real"])
     gd_params = {k: params[k] for k in ("generator", "discriminator")}
     loss, metrics = gan_losses.generator_and_discriminator_loss(
-        model.generator, model.discriminator, gd_params, batch, rngs, identity=s, **weights
-    )
+        model.generator, model.discriminator, gd_params, batch, rngs,
+        identity=jax.lax.stop_gradient(s), **weights,
+    )  # fmt: skip
     l_arc = memory_losses.arcface_loss(s, params["arcface"], batch["identity"])
     q = model.key_encoder.apply({"params": params["key_encoder"]}, batch["render"])
     top_k = min(int(loss_cfg.top_k), mem.num_slots)
