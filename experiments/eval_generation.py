@@ -2,7 +2,7 @@
 
   python -m experiments.eval_generation --audio=SPEECH.wav --video=TARGET.mp4 \
       --style_video=OTHER.mp4 --out_dir=DIR [--gan_model=PRETRAINED_GAN_WORKDIR] \
-      [--sync_model=SYNC_WORKDIR]
+      [--sync_model=SYNC_WORKDIR] [--region=mouth|face] [--retime_speed=1]
 
 Generates DIR/own.mp4 (the target's own motion pattern) and DIR/style.mp4 (the pattern of
 --style_video), then writes DIR/acceptance.json (and prints it): the video length against the
@@ -17,6 +17,7 @@ lost-face frames and the seam along the paste boundary. AV sync is measured with
 ("av_sync_measured": false).
 """
 
+import dataclasses
 import json
 import os
 
@@ -29,6 +30,7 @@ from talkingjax.errors import InputError
 from talkingjax.evaluation import generation as generation_eval
 from talkingjax.evaluation import video as video_eval
 from talkingjax.face3d import default
+from talkingjax.generation import paste
 from talkingjax.metrics import video as video_metrics
 from talkingjax.progress import Progress
 
@@ -41,6 +43,13 @@ _POSE_MODEL = flags.DEFINE_string("pose_model", None, "A train_pose workdir.")
 _EXPR_MODEL = flags.DEFINE_string("expression_model", None, "A train_expression workdir.")
 _GAN_MODEL = flags.DEFINE_string("gan_model", None, "A pretrained train_gan workdir.")
 _GAN_STEPS = flags.DEFINE_integer("gan_steps", None, "GAN fine-tune steps.")
+_REGION = flags.DEFINE_enum(
+    "region", generation.Controls.region, paste.REGIONS, "What of the refined face is pasted."
+)
+_RETIME = flags.DEFINE_float(
+    "retime_speed", generation.Controls.retime_speed,
+    "Background retiming limit in target frames per output frame (0 = none).",
+)  # fmt: skip
 _SYNC_MODEL = flags.DEFINE_string(
     "sync_model", None, "A trained AV-sync workdir (default: the shipped sync model, if any)."
 )
@@ -69,15 +78,18 @@ def main(argv):
     models = generation.Models.with_defaults(_POSE_MODEL.value, _EXPR_MODEL.value, _GAN_MODEL.value)
     progress = Progress()
     options = generation.TuneOptions(gan_steps=_GAN_STEPS.value)
+    controls = generation.Controls(region=_REGION.value, retime_speed=_RETIME.value)
+    generation.check_controls(controls)
     target = generation.personalize(_VIDEO.value, models, _CACHE.value, options, progress)
     own = generation.generate(
-        wave, target, models, os.path.join(_OUT.value, "own.mp4"), progress=progress,
+        wave, target, models, os.path.join(_OUT.value, "own.mp4"), controls, progress=progress,
         side_by_side=os.path.join(_OUT.value, "own_side.mp4"),
     )  # fmt: skip
     face_model = default.load_default()
     report = {
         "speech": _AUDIO.value,
         "video": _VIDEO.value,
+        "controls": {"region": controls.region, "retime_speed": controls.retime_speed},
         "length": generation_eval.video_length(own.path, wave, own.fps),
         "mouth_energy_r_rendered": generation_eval.mouth_energy_corr(
             face_model, own.exp, wave, own.fps
@@ -97,7 +109,7 @@ def main(argv):
         pattern = generation.pattern_of_video(_STYLE.value, models, _CACHE.value)
         style = generation.generate(
             wave, target, models, os.path.join(_OUT.value, "style.mp4"),
-            generation.Controls(pattern=pattern),
+            dataclasses.replace(controls, pattern=pattern),
         )  # fmt: skip
         report["style_video"] = _STYLE.value
         report["predicted_pose_difference_deg"] = generation_eval.pose_difference(

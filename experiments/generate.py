@@ -4,6 +4,7 @@ own head motion (paper 000, Fig. 1). The library calls behind it are `talkingjax
 
   python -m experiments.generate --audio=SPEECH.wav --video=TARGET.mp4 --out=OUT.mp4
   python -m experiments.generate --default --out=runs/default/talking.mp4   # embedded default
+      (a real target: third_party/obama_weekly_address, public domain)
   python -m experiments.generate --audio=SPEECH.wav --image=PHOTO.jpg --out=OUT.mp4  # photo
 
 Writes OUT.mp4 (the speech is its audio track, and its length), OUT_pose.png (predicted and
@@ -34,8 +35,8 @@ _VIDEO = flags.DEFINE_string("video", None, "The target's 10-15 s talking video.
 _IMAGE = flags.DEFINE_string("image", None, "Photo-only mode: a portrait instead of a video.")
 _OUT = flags.DEFINE_string("out", None, "The mp4 to write.", required=True)
 _DEFAULT = flags.DEFINE_bool(
-    "default", False, "Make the embedded default inputs (an espeak-ng speech and a target "
-    "video rendered from the default face model) next to --out and use them.",
+    "default", False, "The embedded default: 12 s of a US presidential address as the target "
+    "and 8 s of its later speech (public domain, third_party/obama_weekly_address).",
 )  # fmt: skip
 _STYLE = flags.DEFINE_string(
     "pose-style-from", None, "Move the head in the motion pattern of this other video."
@@ -46,7 +47,16 @@ _SEED = flags.DEFINE_integer(
     "seed", 0, "0: the pattern of the whole target video; other: of a random stretch of it."
 )
 _BLEND = flags.DEFINE_float("blend", 1.0, "Weight of the background frame's head angles.")
+_RETIME = flags.DEFINE_float(
+    "retime_speed", generation.Controls.retime_speed,
+    "Background retiming limit in target frames per output frame (0 = none).",
+)  # fmt: skip
 _PASTE = flags.DEFINE_enum("paste", "poisson", paste.MODES, "Paste-back blending.")
+_REGION = flags.DEFINE_enum(
+    "region", generation.Controls.region, paste.REGIONS,
+    "What of the refined face is pasted: the whole face (paper 000) or the mouth region only "
+    "(mouth, jaw, lower cheeks; eyes and skin stay the target's real frame).",
+)  # fmt: skip
 _ENSEMBLE = flags.DEFINE_integer(
     "gan_ensemble_shift",
     -1,
@@ -70,8 +80,7 @@ def _inputs() -> tuple[str, str | None, str | None]:
     if _DEFAULT.value:
         if _AUDIO.value or _VIDEO.value or _IMAGE.value:
             raise InputError("--default makes its own inputs; drop --audio/--video/--image")
-        folder = os.path.join(os.path.dirname(os.path.abspath(_OUT.value)), "inputs")
-        made = default_inputs.make_default_inputs(folder)
+        made = default_inputs.real_default_inputs()
         return made["speech"], made["target"], None
     if not _AUDIO.value:
         raise InputError("give --audio (or --default)")
@@ -96,7 +105,9 @@ def main(argv):
         still=_STILL.value,
         seed=_SEED.value,
         blend=_BLEND.value,
+        retime_speed=_RETIME.value,
         paste=_PASTE.value,
+        region=_REGION.value,
         ensemble_shift=_ENSEMBLE.value,
     )
     generation.check_controls(controls)  # before any fitting

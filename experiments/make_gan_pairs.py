@@ -3,6 +3,9 @@
   # every frame of preprocessed videos (python -m experiments.preprocess ... --out=DATA):
   python -m experiments.make_gan_pairs --out=PAIRS --size=128 --preprocessed=DATA \
       --clip_ids=yi2020_target_31 --albedo_frames=300
+  # the training speakers of the real corpus (its committed speaker split), both albedos:
+  python -m experiments.make_gan_pairs --out=PAIRS_D --size=128 --preprocessed=CORPUS \
+      --split_file=experiments/corpus/split.json --part=train --max_frames=300
   # still portraits (pretraining on many identities, as the paper's LFW):
   python -m experiments.make_gan_pairs --out=PAIRS --size=128 --faces=DIR
   # the project's own synthetic pairs:
@@ -11,6 +14,7 @@
 Several sources can go into one directory (runs add clips; a clip made again is replaced).
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -18,13 +22,18 @@ import time
 from absl import flags
 
 from experiments import cli
-from talkingjax.data import gan_pairs
+from talkingjax.data import corpus, gan_pairs
 from talkingjax.errors import InputError
+from talkingjax.evaluation import reconstruction
 
 _OUT = flags.DEFINE_string("out", None, "Pairs directory to write (or add to).", required=True)
 _SIZE = flags.DEFINE_integer("size", 128, "Side of the frames in pixels.")
 _PRE = flags.DEFINE_string("preprocessed", None, "A preprocess output directory.")
 _IDS = flags.DEFINE_list("clip_ids", [], "Clips of --preprocessed (default: all fitted).")
+_SPLIT_FILE = flags.DEFINE_string(
+    "split_file", None, "A corpus split file: take the --part clips that preprocessing kept."
+)
+_PART = flags.DEFINE_string("part", "train", "Part of --split_file.")
 _ALBEDO = flags.DEFINE_integer(
     "albedo_frames", None, "Read the detailed albedo from the first N frames only."
 )
@@ -51,6 +60,20 @@ def _preprocessed_ids(root: str) -> list[str]:
     return ids
 
 
+def _split_speakers(root: str, split_file: str, part: str) -> dict[str, str]:
+    """{clip id: speaker id} of one part of a corpus split, for the clips the preprocessing of
+    `root` kept (the split's speaker ids: a clip's identity in the pairs)."""
+    clips = corpus.read_split_part(split_file, part)
+    ids = {
+        c["clip_id"]: c["speaker_id"]
+        for c in clips
+        if reconstruction.preprocess_status(root, c["clip_id"]) is None
+    }
+    if not ids:
+        raise InputError(f"no clip of part {part!r} of {split_file} is preprocessed in {root}")
+    return ids
+
+
 def main(argv):
     del argv
     if _SIZE.value < 16:
@@ -58,14 +81,19 @@ def main(argv):
     if not (_PRE.value or _FACES.value or _SYNTH.value):
         raise InputError("nothing to do: give --preprocessed, --faces and/or --synthetic")
     clips, t0 = [], time.perf_counter()
+    if _SPLIT_FILE.value and (_IDS.value or not _PRE.value):
+        raise InputError("--split_file selects clips of --preprocessed; do not give --clip_ids")
     if _PRE.value:
-        for clip_id in _IDS.value or _preprocessed_ids(_PRE.value):
-            clips.append(
-                gan_pairs.video_pairs(
-                    _PRE.value, clip_id, _SIZE.value, albedo_frames=_ALBEDO.value,
-                    max_frames=_MAX.value, split=_SPLIT.value, albedo=_ALBEDO_KIND.value,
-                )
+        if _SPLIT_FILE.value:
+            speakers = _split_speakers(_PRE.value, _SPLIT_FILE.value, _PART.value)
+        else:
+            speakers = dict.fromkeys(_IDS.value or _preprocessed_ids(_PRE.value))
+        for clip_id, speaker in speakers.items():
+            clip = gan_pairs.video_pairs(
+                _PRE.value, clip_id, _SIZE.value, albedo_frames=_ALBEDO.value,
+                max_frames=_MAX.value, split=_SPLIT.value, albedo=_ALBEDO_KIND.value,
             )  # fmt: skip
+            clips.append(dataclasses.replace(clip, identity=speaker) if speaker else clip)
     if _FACES.value:
         clips += gan_pairs.portrait_pairs(_FACES.value, _SIZE.value, split=_SPLIT.value)
     if _SYNTH.value:

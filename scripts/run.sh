@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: an espeak-ng speech and a talking target video rendered
-# from the project's own face model (made once under runs/default/inputs), then the whole
-# generation of paper 000 with the shipped models: fit the target, encode its motion pattern,
+# The main job on the embedded default: 12 s of a real person (a US presidential address, public
+# domain, third_party/obama_weekly_address) as the target and 8 s of its later speech, then the
+# whole generation of paper 000 with the shipped models: fit the target, encode its motion pattern,
 # fine-tune the expression regressor and the GAN on it, predict pose and expression from the
 # speech, match backgrounds, render, refine, paste back and write the mp4 with the speech.
 # Writes runs/default/talking.mp4, talking_side.mp4 (target | output), talking_pose.png.

@@ -8,6 +8,7 @@ interrupted run never leaves a truncated figure or video behind.
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import tempfile
@@ -22,6 +23,36 @@ from talkingjax.face3d import camera as camera_lib
 from talkingjax.face3d import coeffs as coeffs_lib
 from talkingjax.face3d import model as model_lib
 from talkingjax.render import face as face_render
+
+
+@functools.partial(jax.jit, static_argnames=("camera",))
+def _render_batch(model, coeffs, camera):
+    out = face_render.render_face(model, coeffs, camera, background=1.0)
+    return out.image, out.mask
+
+
+@functools.partial(jax.jit, static_argnames=("camera",))
+def _render_weights_batch(model, coeffs, weights, camera):
+    face = face_render.pose_face(model, coeffs)
+    return face_render.render_mesh(face.vertices, model.triangles, weights[:, None], camera).image[
+        ..., 0
+    ]
+
+
+def _batched(fn, coeffs: coeffs_lib.FaceCoeffs, batch: int, *args) -> list[np.ndarray]:
+    """`fn(coeffs[i:i + batch], *args)` over the frames, each output concatenated over
+    them. The last batch is padded to `batch` frames, so one compiled program serves every
+    call with the same model, batch and camera (module-level jit: nothing re-traces)."""
+    total = int(coeffs.angles.shape[0])
+    outs: list[list[np.ndarray]] = []
+    for i in range(0, total, batch):
+        index = np.minimum(np.arange(i, i + batch), total - 1)
+        part = jax.tree.map(lambda x, index=index: jnp.asarray(np.asarray(x)[index]), coeffs)
+        n = min(batch, total - i)
+        out = fn(part, *args)
+        out = out if isinstance(out, tuple) else (out,)
+        outs.append([np.asarray(o)[:n] for o in out])
+    return [np.concatenate(parts) for parts in zip(*outs, strict=True)]
 
 
 def render_fit(
@@ -47,13 +78,23 @@ def render_fit(
         model = model.replace(
             mean_albedo=jnp.asarray(albedo), albedo_basis=jnp.zeros_like(model.albedo_basis)
         )
-    render = jax.jit(lambda c: face_render.render_face(model, c, camera, background=1.0))
-    images, masks = [], []
-    for i in range(0, int(coeffs.angles.shape[0]), batch):
-        out = render(jax.tree.map(lambda x, i=i: jnp.asarray(x[i : i + batch]), coeffs))
-        images.append(np.asarray(out.image))
-        masks.append(np.asarray(out.mask))
-    return np.concatenate(images), np.concatenate(masks)
+    images, masks = _batched(lambda c: _render_batch(model, c, camera), coeffs, batch)
+    return images, masks
+
+
+def render_weights(
+    model: model_lib.MorphableModel,
+    coeffs: coeffs_lib.FaceCoeffs,
+    size: int,
+    weights: np.ndarray,
+    batch: int = 16,
+) -> np.ndarray:
+    """A per-vertex weight [V] drawn over the fitted frames: [T, S, S] float, the weight
+    interpolated over the visible mesh, 0 off it (and in the mesh's holes)."""
+    camera = camera_lib.Camera().scaled(size)
+    w = jnp.asarray(weights, jnp.float32)
+    (out,) = _batched(lambda c: _render_weights_batch(model, c, w, camera), coeffs, batch)
+    return out
 
 
 def overlay_rows(crops: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> np.ndarray:

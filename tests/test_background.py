@@ -238,6 +238,31 @@ def test_match_against_loop_reference(seed, search, changes):
         assert np.all(np.abs(np.diff(got)) <= search)
 
 
+def test_match_speed_limit_caps_the_retiming_speed():
+    # The reference head sweeps slowly left then right (period 10 s at 25 fps); the predicted
+    # head turns fast. Unlimited, the interpolated background races through the video between
+    # keyframes; capped at 1 frame per frame it never plays the reference faster than real time.
+    t = np.arange(250)
+    ref = np.zeros((250, 6))
+    ref[:, 1] = 0.3 * np.sin(2 * np.pi * t / 250)
+    pred = np.zeros((100, 6))
+    pred[:, 1] = 0.3 * np.sin(2 * np.pi * np.arange(100) / 20)  # 5x faster
+    free = bg.match(pred, ref, max_speed=None)
+    capped = bg.match(pred, ref)  # MAX_SPEED = 1, the 2020 code's window
+    assert np.abs(np.diff(free.indices)).max() > 5
+    assert np.abs(np.diff(capped.indices)).max() <= 2  # 1 + rounding
+    gaps = np.diff(capped.keys)
+    assert np.all(np.abs(np.diff(capped.matches)) <= np.ceil(bg.MAX_SPEED * gaps))
+    half = bg.match(pred, ref, max_speed=0.5)
+    assert np.all(np.abs(np.diff(half.matches)) <= np.ceil(0.5 * np.diff(half.keys)))
+    # The rendered head (blend 1: the background's) then turns no faster than the reference.
+    ref_speed = np.abs(np.diff(ref[:, 1])).max()
+    assert np.abs(np.diff(capped.pose[:, 1])).max() <= 2 * ref_speed + 1e-12
+    for bad in (0.0, -1.0, np.nan):
+        with pytest.raises(InputError, match="max_speed"):
+            bg.match_keyframes(pred, ref, capped.keys, max_speed=bad)
+
+
 def test_match_ties_prefer_smallest_jump():
     ref = np.zeros((9, 6))
     ref[:, 2] = [0.0, 0.5, 0.1, 0.5, 0.5, 0.2, 0.5, 0.0, 0.3]

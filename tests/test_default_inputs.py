@@ -197,3 +197,16 @@ def test_unwritable_paths_raise_and_leave_nothing(tmp_path):
     with pytest.raises(InputError, match="cannot create"):
         di.make_default_inputs(tmp_path / "file" / "inputs")
     assert _listing(tmp_path) == ["file"]
+
+
+def test_the_embedded_default_is_the_vendored_real_footage(tmp_path):
+    paths = di.real_default_inputs()
+    info = tracking.probe_video(paths["target"])
+    assert (info.num_frames, info.fps, info.width, info.height) == (300, 25.0, 256, 256)
+    wave = audio.load_audio(paths["speech"])
+    assert wave.size == 8 * audio.SAMPLE_RATE and np.abs(wave).max() > 0.1  # speech, not silence
+    folder = os.path.dirname(paths["target"])
+    readme = open(os.path.join(folder, "README.md")).read()
+    assert "public domain" in readme and "105" in readme  # why it may be redistributed
+    with pytest.raises(InputError, match="missing"):
+        di.real_default_inputs(str(tmp_path))

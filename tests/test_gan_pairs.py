@@ -144,3 +144,27 @@ def test_video_pairs_from_preprocess_layout(tmp_path):
         gan_pairs.video_pairs(root, "head", size=64, albedo="flat")
     with pytest.raises(InputError, match="preprocess report"):
         gan_pairs.video_pairs(root, "missing", size=64)
+
+
+def test_make_gan_pairs_takes_a_split_part_with_its_speakers(tmp_path):
+    from experiments import make_gan_pairs
+
+    pre = tmp_path / "pre"
+    os.makedirs(pre / "reports")
+    for clip_id, status in (("speech__a", "ok"), ("silent__b", "ok"), ("speech__c", "skipped")):
+        (pre / "reports" / f"{clip_id}.json").write_text(json.dumps({"status": status}))
+    clips = [
+        {"clip_id": "speech__a", "speaker_id": "anna"},
+        {"clip_id": "silent__b", "speaker_id": "bo"},
+        {"clip_id": "speech__c", "speaker_id": "cy"},  # skipped by preprocessing
+        {"clip_id": "speech__d", "speaker_id": "di"},  # not preprocessed at all
+    ]
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"clips": {"train": clips, "test": clips[:1]}}))
+    got = make_gan_pairs._split_speakers(str(pre), str(split), "train")
+    assert got == {"speech__a": "anna", "silent__b": "bo"}
+    with pytest.raises(InputError, match="no part 'val'"):
+        make_gan_pairs._split_speakers(str(pre), str(split), "val")
+    split.write_text(json.dumps({"clips": {"train": clips[2:]}}))
+    with pytest.raises(InputError, match="no clip of part"):
+        make_gan_pairs._split_speakers(str(pre), str(split), "train")

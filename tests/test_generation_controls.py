@@ -1,4 +1,5 @@
-"""Generation with a given head pose and without the GAN (`generation.Controls.pose` / `refine`).
+"""Generation with a given head pose, without the GAN, and pasting only the mouth region
+(`generation.Controls.pose` / `refine` / `region`).
 
 The target is a video the project renders itself (`default_inputs.make_target_video`),
 personalised by hand from its ground truth instead of fitted (no fit, no fine-tune: the shipped
@@ -50,6 +51,15 @@ def target(tmp_path_factory):
     return made_target(str(tmp_path_factory.mktemp("target") / "target.mp4"))
 
 
+class BlackGAN:
+    """A stand-in generator (`predict.Refiner`): every refined crop black."""
+
+    size = SIZE
+
+    def __call__(self, windows):
+        return {"image": -np.ones((*windows.shape[:3], 3), np.float32)}
+
+
 def _face_error(path: str, truth, frames: np.ndarray) -> float:
     """Mean absolute difference (gray levels) of a video's frames from the real frames `frames`
     of `truth`, over the box of the real face."""
@@ -79,7 +89,7 @@ def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_p
     np.testing.assert_array_equal(plan.pose, target.pose[frames])
     # With blend 0 the given angles are rendered as given, at the background's translation.
     out = str(tmp_path / "own.mp4")
-    controls = generation.Controls(pose=given, refine=False, blend=0.0)
+    controls = generation.Controls(pose=given, refine=False, blend=0.0, region="face")
     result = generation.generate(wave, target, models, out, controls)
     np.testing.assert_array_equal(result.predicted_pose, given)
     np.testing.assert_array_equal(result.pose[:, :3], given[:, :3])
@@ -90,7 +100,11 @@ def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_p
     turned[:, 1] += np.radians(30.0)
     other = str(tmp_path / "turned.mp4")
     again = generation.generate(
-        wave, target, models, other, generation.Controls(pose=turned, refine=False, blend=0.0)
+        wave,
+        target,
+        models,
+        other,
+        generation.Controls(pose=turned, refine=False, blend=0.0, region="face"),
     )
     np.testing.assert_allclose(again.pose[:, 1], turned[:, 1], atol=1e-6)
     own_error = _face_error(out, truth, result.background)
@@ -102,19 +116,15 @@ def test_refine_switches_the_gan(target, tmp_path, monkeypatch):
     target, truth = target
     models = generation.Models.synthetic()
 
-    class BlackGAN:  # a stand-in generator: every refined face black
-        size = SIZE
-
-        def __call__(self, windows):
-            return {"image": -np.ones((*windows.shape[:3], 3), np.float32)}
-
     monkeypatch.setattr(predict.Refiner, "from_workdir", lambda *a, **k: BlackGAN())
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
     given = target.pose[10:40]
     paths = {}
     for refine in (True, False):
         paths[refine] = str(tmp_path / f"refine_{refine}.mp4")
-        controls = generation.Controls(pose=given, refine=refine, paste="feather", chunk=30)
+        controls = generation.Controls(
+            pose=given, refine=refine, paste="feather", region="face", chunk=30
+        )
         generation.generate(wave, target, models, paths[refine], controls)
     face = truth.landmarks[10:40].mean((0, 1)).astype(int)  # the face's centre
     centre = {
@@ -123,6 +133,40 @@ def test_refine_switches_the_gan(target, tmp_path, monkeypatch):
         for k, p in paths.items()
     }  # fmt: skip
     assert centre[True] < 30 < 80 < centre[False], centre
+
+
+def test_mouth_region_keeps_the_real_eyes_and_replaces_the_mouth(target, tmp_path, monkeypatch):
+    target, truth = target
+    models = generation.Models.synthetic()
+
+    monkeypatch.setattr(predict.Refiner, "from_workdir", lambda *a, **k: BlackGAN())
+    wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 1.2))
+    given = target.pose[10:40]
+    out = {}
+    for region in ("face", "mouth"):
+        path = str(tmp_path / f"{region}.mp4")
+        controls = generation.Controls(pose=given, region=region, paste="feather", chunk=30)
+        generation.generate(wave, target, models, path, controls)
+        out[region] = np.stack(list(tracking.read_frames(path))).astype(float)
+    real = truth.frames[10:40].astype(float)
+
+    def box(points, frames):  # mean gray level around the points' centre, over the frames
+        centre = truth.landmarks[10:40][:, points].mean(1).round().astype(int)
+        return np.mean(
+            [
+                f[y - 2 : y + 3, x - 2 : x + 3].mean()
+                for f, (x, y) in zip(frames, centre, strict=True)
+            ]
+        )
+
+    # MediaPipe mesh points (the default face model's first 468 vertices): eye corners 33 and
+    # 133 (one eye), the inner lips 13 and 14.
+    eyes, lips = [33, 133], [13, 14]
+    # The whole face is replaced by the black GAN; the mouth region only below the nose.
+    assert box(eyes, out["face"]) < 30 and box(lips, out["face"]) < 30
+    assert box(lips, out["mouth"]) < 30
+    assert abs(box(eyes, out["mouth"]) - box(eyes, real)) < 4  # the real eyes (+ the codec)
+    assert box(eyes, real) > 60
 
 
 def test_bad_given_poses_are_refused_before_any_work(target, tmp_path):

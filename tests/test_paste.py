@@ -71,6 +71,61 @@ def test_pasting_the_frames_own_crop_keeps_the_frame():
         assert np.abs(out.astype(int) - frame.astype(int)).mean() < 1.5
 
 
+def test_speech_region_weights_cover_the_mouth_and_jaw_not_the_eyes():
+    from talkingjax.face3d import default
+
+    model = default.load_default()
+    w = paste.speech_region_weights(model)
+    marks = np.asarray(model.landmarks)
+    assert w.shape == (model.num_vertices,) and w.min() >= 0 and w.max() <= 1
+    np.testing.assert_array_equal(w[marks[48:68]], 1.0)  # the lips
+    np.testing.assert_array_equal(w[marks[5:12]], 1.0)  # the lower jaw and chin
+    np.testing.assert_array_equal(w[marks[17:31]], 0.0)  # brows, eyes, nose down to its tip
+    np.testing.assert_array_equal(w[marks[36:48]], 0.0)
+    # It only grows downwards: weight is a non-increasing function of the height.
+    y = np.asarray(model.mean_shape)[:, 1]
+    order = np.argsort(y)
+    assert np.all(np.diff(w[order]) <= 1e-6)
+    with pytest.raises(InputError, match="68"):
+        paste.speech_region_weights(model.replace(landmarks=model.landmarks[:10]))
+
+
+def test_region_alpha_fills_the_mouth_hole_not_the_eye_holes():
+    s = 64
+    y, x = np.mgrid[0:s, 0:s]
+    face = ((x - 32) ** 2 / 26**2 + (y - 32) ** 2 / 30**2) < 1
+    eyes = ((x - 22) ** 2 + (y - 22) ** 2 < 16) | ((x - 42) ** 2 + (y - 22) ** 2 < 16)
+    mouth = ((x - 32) ** 2 / 8**2 + (y - 46) ** 2 / 3**2) < 1
+    mesh = face & ~eyes & ~mouth
+    weights = np.where(mesh, np.clip((y - 30) / 8.0, 0, 1), 0).astype(np.float32)
+    alpha = paste.region_alpha(weights, mesh.astype(np.uint8) * 255, grow=0.0)
+    assert alpha[46, 32] > 0.95  # the open mouth is pasted
+    assert alpha[22, 22] < 0.05 and alpha[22, 42] < 0.05  # the eyes are not
+    assert alpha[5, 32] < 0.05 and alpha[56, 32] > 0.9  # forehead no, chin yes
+    grown = paste.region_alpha(weights, mesh.astype(np.uint8) * 255, grow=0.1)
+    assert grown[63, 32] > alpha[63, 32]  # it grows past the jaw
+    assert np.all(paste.region_alpha(weights, np.zeros((s, s), np.uint8)) == 0)
+
+
+def test_a_soft_mask_blends_by_its_alpha():
+    frame = _frame(seed=1)
+    crop = np.full((S, S, 3), 200, np.uint8)
+    alpha = np.zeros((S, S), np.float32)
+    alpha[:, :] = 0.5
+    out = paste.paste_crop(frame, crop, alpha, PARAMS, mode="feather", feather=0)
+    # Inside the crop's footprint the output is the mean of frame and crop.
+    inner = (slice(30, 80), slice(40, 90))
+    want = 0.5 * frame[inner].astype(float) + 0.5 * 200
+    np.testing.assert_allclose(out[inner].astype(float), want, atol=1.0)
+    # A binary mask given as floats pastes as the same mask in uint8 does (up to the
+    # resampled rim).
+    disc = _disc()
+    for mode in paste.MODES:
+        a = paste.paste_crop(frame, crop, disc, PARAMS, mode=mode)
+        b = paste.paste_crop(frame, crop, (disc > 0).astype(np.float32), PARAMS, mode=mode)
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 0.5
+
+
 def test_paste_rejects_bad_input():
     frame = _frame()
     with pytest.raises(InputError, match="mode"):

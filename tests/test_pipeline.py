@@ -140,6 +140,20 @@ def test_photo_mode_keeps_the_photo_pose(target_video, tmp_path):
     np.testing.assert_array_equal(again.pose, result.pose)
     one, two = (np.stack(list(tracking.read_frames(p))) for p in (result.path, mirrored))
     assert one.shape == two.shape and not np.array_equal(one, two)
+    # Pasting the mouth region only: the eyes are the photo's own, the mouth is generated.
+    mouth = str(tmp_path / "mouth.mp4")
+    generation.generate(wave, target, models, mouth, generation.Controls(region="mouth"))
+    three = np.stack(list(tracking.read_frames(mouth))).astype(float)
+    points = target_video[1].landmarks[0]
+
+    def around(frames, idx):  # 7 x 7 px around the mean of MediaPipe points `idx`
+        x, y = points[idx].mean(0).round().astype(int)
+        return frames[:, y - 3 : y + 4, x - 3 : x + 4]
+
+    photo_frame = target_video[1].frames[0][None].astype(float)
+    eye, lips = [33, 133], [13, 14]
+    assert np.abs(around(three, eye) - around(photo_frame, eye)).mean() < 4  # + the codec
+    np.testing.assert_allclose(around(three, lips), around(one.astype(float), lips), atol=12)
 
 
 def test_bad_inputs_are_named_and_leave_nothing(personalized, tmp_path):

@@ -156,8 +156,8 @@ def test_run_writes_the_table_the_strip_and_the_row_videos(corpus, tmp_path, mon
     assert sorted(os.listdir(out)) == ["clips", "reconstruction.json", "reconstruction.md",
                                        "strip.png"]  # fmt: skip
     assert sorted(os.listdir(os.path.join(out, "clips", "speech__a"))) == [
-        "nearest_pose.mp4", "pipeline.mp4", "raw_render.mp4", "real.mp4", rec.CLIP_RESULT,
-        rec.CLIP_TILES,
+        "composite.mp4", "nearest_pose.mp4", "pipeline.mp4", "raw_render.mp4", "real.mp4",
+        rec.CLIP_RESULT, rec.CLIP_TILES,
     ]  # fmt: skip
     assert [s["clip_id"] for s in report["skipped"]] == ["silent__b", "speech__c"]
     assert "several faces" in report["skipped"][1]["reason"]
@@ -180,9 +180,10 @@ def test_run_writes_the_table_the_strip_and_the_row_videos(corpus, tmp_path, mon
         rows["pipeline"]["face_psnr_db"], abs=1e-5
     )
     table = open(os.path.join(out, "reconstruction.md")).read()
-    assert "(c) pipeline (GAN)" in table and "silent__b" in table
+    assert "(c) pipeline (GAN, full face)" in table and "(d) GAN, mouth region" in table
+    assert "silent__b" in table
     strip = cv2.imread(os.path.join(out, "strip.png"))
-    assert strip.shape[1] == 4 * rec.STRIP_TILE and strip.shape[0] > rec.STRIP_TIMES * 192
+    assert strip.shape[1] == 5 * rec.STRIP_TILE and strip.shape[0] > rec.STRIP_TIMES * 192
     # Run again: the measured clip is read back, nothing is recomputed, the table is the same.
     monkeypatch.setattr(generation, "personalize", None)  # would fail if called
     again = rec.run(clips, str(root), str(root / "pre"), out, models, protocol)

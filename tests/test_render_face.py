@@ -179,3 +179,28 @@ def test_default_model_face_matches_reference_rasterizer():
     both = (got == want) & (want >= 0)
     np.testing.assert_allclose(np.asarray(out.depth)[both], want_depth[both], rtol=1e-5)
     assert np.mean(want >= 0) > 0.2
+
+
+def test_render_fit_compiles_once_and_draws_vertex_weights(model):
+    from talkingjax import visualize
+
+    frames = [_coeffs(model, seed=s) for s in range(5)]
+    batch = jax.tree.map(lambda *x: jnp.stack(x), *frames)
+    images, masks = visualize.render_fit(model, batch, 64, batch=4)  # 4 + 1 (padded) frames
+    before = visualize._render_batch._cache_size()
+    first3 = jax.tree.map(lambda x: x[:3], batch)
+    again, _ = visualize.render_fit(model, first3, 64, batch=4)  # another length, same program
+    assert visualize._render_batch._cache_size() == before
+    np.testing.assert_allclose(again, images[:3], atol=1e-6)
+    for k, c in enumerate(frames):  # each frame as rendered alone
+        one = face.render_face(model, c, CAM, background=1.0)
+        np.testing.assert_allclose(images[k], one.image, atol=1e-5)
+        np.testing.assert_array_equal(masks[k], one.mask)
+    # A per-vertex weight drawn at the same poses: the weight on the mesh, 0 off it.
+    weights = np.linspace(0.0, 1.0, model.num_vertices, dtype=np.float32)
+    drawn = visualize.render_weights(model, batch, 64, weights, batch=4)
+    assert drawn.shape == masks.shape
+    assert np.all(drawn[masks == 0] == 0) and drawn.max() <= 1.0 + 1e-6
+    np.testing.assert_allclose(
+        visualize.render_weights(model, batch, 64, np.ones_like(weights)), masks, atol=1e-5
+    )

@@ -4,6 +4,7 @@ import json
 import os
 
 from experiments.configs import expression as expression_config
+from experiments.configs import gan as gan_config
 from experiments.configs import pose as pose_config
 from talkingjax import generation
 from talkingjax.generation.models import DEFAULT_MODELS
@@ -16,7 +17,12 @@ def _clips(workdir: str) -> dict:
 
 def test_defaults_are_the_real_variants_started_from_the_synthetic_models():
     default, synthetic = generation.Models.default(), generation.Models.synthetic()
-    assert default.gan == synthetic.gan
+    # The GAN: gan.py:real pretrained from scratch on real pairs; the synthetic one is small128.
+    shipped = checkpoint.load_workdir_config(default.gan)
+    assert shipped.model.to_dict() == gan_config.get_config("real").model.to_dict()
+    assert shipped.data.root and shipped.finetune.steps == 300
+    small = checkpoint.load_workdir_config(synthetic.gan)
+    assert small.model.to_dict() == gan_config.get_config("small128").model.to_dict()
     assert synthetic.pose == pose_config.SYNTHETIC_POSE
     assert synthetic.expression == expression_config.SYNTHETIC_EXPRESSION
     for part, config in (("pose", pose_config), ("expression", expression_config)):
@@ -36,7 +42,7 @@ def test_shipped_models_never_saw_a_held_out_speaker():
     held_out = {c["speaker_id"] for part in ("val", "test") for c in split[part]}
     train = {c["clip_id"]: c["speaker_id"] for c in split["train"]}
     default = generation.Models.default()
-    for part in ("pose", "expression"):
+    for part in ("pose", "expression", "gan"):
         used = _clips(getattr(default, part))["clips"]
         assert used, part
         for c in used:
@@ -52,6 +58,6 @@ def test_the_models_readme_lists_every_training_clip():
     default = generation.Models.default()
     readme = open(os.path.join(DEFAULT_MODELS, "README.md")).read()
     assert "research only" in readme
-    for part in ("pose", "expression"):
+    for part in ("pose", "expression", "gan"):
         for c in _clips(getattr(default, part))["clips"]:
             assert f"| {c['clip_id']} | {c['speaker_id']} |" in readme, (part, c["clip_id"])

@@ -86,6 +86,11 @@ def test_phases_train_and_evaluate_held_out_frames(trained):
     lines = [json.loads(x) for x in open(os.path.join(trained, "metrics.jsonl"))]
     assert [x["phase"] for x in lines] == ["pretrain"] * 2 + ["finetune"] * 2
     assert all(np.isfinite(x["loss"]) for x in lines)
+    # The pretraining clips are listed (what a shipped model's README must list).
+    listed = json.loads(open(os.path.join(trained, "train_clips.json")).read())
+    train = gan_pairs.load(listed["root"], split="train")
+    assert [c["clip_id"] for c in listed["clips"]] == [c.clip_id for c in train]
+    assert all(c["frames"] == 12 and c["albedo"] == ["detailed"] for c in listed["clips"])
     results = gan_eval.evaluate_workdir(trained)
     r = results["clips"]["synthetic_1_002"]
     # The held-out frames are those after finetune.frames (8 of 12).
@@ -103,6 +108,33 @@ def test_phases_train_and_evaluate_held_out_frames(trained):
     assert json.load(open(results["files"]["json"]))["mean"]["psnr_gain_db"] == pytest.approx(
         results["mean"]["psnr_gain_db"]
     )
+
+
+def test_an_exported_run_predicts_and_fine_tunes_like_its_workdir(trained, pairs, tmp_path):
+    from talkingjax.generation import cache
+
+    out = str(tmp_path / "exported")
+    config = runner.export(gan.TRAINER, trained[0], out, dtype="float16")
+    assert config.exported_step == 4 and sorted(os.listdir(out)) == [
+        "config.json", runner.EXPORT_FILE,
+    ]  # fmt: skip
+    _, full = runner.load_variables(gan.TRAINER, trained[0])
+    _, slim = runner.load_variables(gan.TRAINER, out)
+    close = jax.tree.map(
+        lambda a, b: a.dtype == np.float32 and np.allclose(a, b, atol=2e-3, rtol=2e-3),
+        slim["params"], full["params"],
+    )  # fmt: skip
+    assert all(jax.tree.leaves(close))
+    window = gan_pairs.window(gan_pairs.load(pairs, "test")[0], 5)[None]
+    a = Refiner.from_workdir(trained[0])(window)["image"]
+    b = Refiner.from_workdir(out)(window)["image"]
+    np.testing.assert_allclose(a, b, atol=0.02)
+    assert len(cache.workdir_fingerprint(out)) == 16
+    c = _tiny(pairs, steps=0, tune=1)
+    c.finetune.init_from = out  # a fine-tune starts from the exported variables
+    gan.train(c, str(tmp_path / "tuned"))
+    with pytest.raises(InputError, match="step"):
+        runner.load_variables(gan.TRAINER, out, step=2)
 
 
 def test_refiner_raw_render_baseline_is_its_input(trained, pairs):

@@ -16,17 +16,31 @@ Variants:
   "cpu128"      128^2 with half the widths (7 levels 32-...-256, D 32-128), batch 4, a 3400-step
                 fine-tune: what 2 CPU cores fine-tune in ~25 min; the evaluation also scores the
                 test-time self-ensemble (the README's real-data figures).
-  "small128"    128^2, narrow (0.86 M parameters), pretrained on synthetic pairs: the shipped
-                default of `experiments.generate` (scripts/train_default_models.sh).
+  "real"        the shipped default of `experiments.generate` (`assets/models/gan`): `cpu128`'s
+                networks pretrained on the real corpus's training speakers (pairs of both
+                albedos, `REAL_PAIRS`: make them with `experiments.make_gan_pairs
+                --split_file=experiments/corpus/split.json --part=train --max_frames=300`,
+                scripts/train_default_models.sh); a 300-step fine-tune per target.
+  "small128"    128^2, narrow (0.86 M parameters), pretrained on synthetic pairs
+                (`assets/models/synthetic/gan`).
   "tiny"        64^2, a few thousand parameters, synthetic pairs: tests and smoke runs.
 `--config.model.memory.enabled=True` trains paper 001's memory-augmented variant instead.
 Without `data.root` the trainer makes synthetic pairs (`gan_pairs.synthetic_pairs`) once into
 the workdir.
 """
 
+import os
+
 import ml_collections
 
 from talkingjax.models import gan
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+# Pairs of the real corpus's training speakers (`runs/gan_pairs` next to the repository): the
+# detailed-albedo renders (the paper's pretraining) and the low-frequency ones (what the
+# per-target fine-tune and generation render with).
+REAL_PAIRS = os.path.normpath(os.path.join(REPO, "..", "runs", "gan_pairs"))
+REAL_PAIRS_ROOTS = ",".join(os.path.join(REAL_PAIRS, a) for a in ("detailed", "model"))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -118,8 +132,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # The README's real-video figures report both one pass and the self-ensemble of the
         # mirror x shifts by 4 px (18 passes; the crop augmentation moves frames by up to 15).
         c.eval.ensemble_shift = 4
+    elif arg == "real":
+        c.model.size = 128
+        c.model.g_features = (32, 64, 128, 256, 256, 256, 256)
+        c.model.d_features = (32, 64, 128, 256)
+        c.data.root = REAL_PAIRS_ROOTS
+        c.train.batch_size = 4
+        c.train.steps = 5000
+        c.train.lr = 2e-4
+        c.train.checkpoint_every = 250
+        c.train.keep_checkpoints = 2
+        c.train.log_every = 25
+        # The per-target fine-tune of generation (`generation.personalize`): small128's.
+        c.finetune.lr = 2e-4
+        c.finetune.steps = 300
+        c.finetune.average_from = 150
     elif arg == "small128":
-        # The embedded default of `experiments.generate` (talkingjax/assets/models/gan): 128^2
+        # The synthetic-pairs GAN (talkingjax/assets/models/synthetic/gan): 128^2
         # with narrow deep levels (0.86 M generator parameters, 0.32 GFLOP a frame), pretrained
         # on the project's synthetic pairs; its per-target fine-tune is 300 steps (~1 min).
         c.model.size = 128
@@ -159,6 +188,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.loss.top_k = 8
     elif arg not in (None, "", "paper"):
         raise ValueError(
-            f"unknown config variant {arg!r}; expected 'cpu128', 'small128', 'tiny' or nothing"
+            f"unknown config variant {arg!r}; expected 'cpu128', 'real', 'small128', 'tiny' or "
+            "nothing"
         )
     return c

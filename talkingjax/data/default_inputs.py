@@ -1,9 +1,15 @@
-"""Inputs of the embedded default demo: a talking-head target video and a driving speech.
+"""Inputs of the demos: the embedded default's real footage, and a rendered target with speech.
 
-Why. The end-to-end generator (paper 000) takes a short video of the target person and a new
-speech, and renders the target saying it with personalized head motion. The README's default
-job must run with nothing downloaded and no third-party media (no licence to check, nothing
-to fetch), so the project makes both inputs itself, from its own models:
+The embedded default (`python -m experiments.generate --default`) animates a real person:
+`real_default_inputs` gives the paths of 12 s of a US presidential address (the target) and
+8 s of its later speech, vendored in `third_party/obama_weekly_address` (public domain; its
+README says why). What follows makes the *synthetic* demo inputs, which tests and benchmarks
+use because every frame has a known ground truth.
+
+Why synthetic. The end-to-end generator (paper 000) takes a short video of the target person
+and a new speech, and renders the target saying it with personalized head motion. Tests need
+inputs with nothing downloaded, no third-party media and a known ground truth, so the project
+makes both inputs itself, from its own models:
 
 - `make_target_video`: an mp4 of a *talking head rendered from the shipped default face
   model* (`talkingjax.face3d.default`), with an espeak-ng speech track, whose every frame has
@@ -636,6 +642,31 @@ def make_speech(
     except OSError as err:
         raise InputError(f"cannot write {path}: {err}") from None
     return pcm.astype(np.float32) / 32768.0
+
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REAL_DEFAULT_DIR = os.path.join(REPO, "third_party", "obama_weekly_address")
+
+
+def real_default_inputs(folder: str = REAL_DEFAULT_DIR) -> dict[str, str]:
+    """The embedded default's real inputs: {"target": target.mp4 (12 s, 256^2, 25 fps),
+    "speech": speech.wav (8 s, 16 kHz)} of `third_party/obama_weekly_address`.
+
+    Raises:
+      InputError: the files are missing (a checkout of the repository holds them; an install
+        without `third_party/` does not).
+    """
+    paths = {
+        "target": os.path.join(folder, TARGET_NAME),
+        "speech": os.path.join(folder, SPEECH_NAME),
+    }
+    missing = [p for p in paths.values() if not os.path.isfile(p)]
+    if missing:
+        raise InputError(
+            f"the embedded default's footage is missing ({', '.join(missing)}): run from a "
+            "checkout of the repository, or give --audio and --video"
+        )
+    return paths
 
 
 def make_default_inputs(out_dir: str | os.PathLike, seed: int = 0) -> dict[str, str]:

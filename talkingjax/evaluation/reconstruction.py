@@ -10,8 +10,10 @@ real frames of the rest. The rows run the same code:
 - "raw_render" (b): the pipeline without the GAN (`generation.Controls(pose=..., refine=False)`):
   the face rendered at the given pose with the predicted expression, over its background crop,
   pasted into the matched background frame;
-- "pipeline" (c): the current pipeline (`generation.personalize` + `generation.generate` with
-  `Controls(pose=...)`);
+- "pipeline" (c): the paper's pipeline (`generation.personalize` + `generation.generate` with
+  `Controls(pose=..., region="face")`): the refined face replaces the real one;
+- "composite" (d): the same with `region="mouth"` (beyond the paper): only the region speech
+  moves is taken from the refined crop, the rest of the face stays the matched real frame's;
 - "real": the real frames of the rest, written through the same mp4 writer: the reference row
   (its face PSNR is the encoder's ceiling, its video measures the real video's).
 
@@ -84,12 +86,19 @@ from talkingjax.progress import Progress
 from talkingjax.video import tracking
 
 REAL = "real"
-ROWS = ("nearest_pose", "raw_render", "pipeline")
+ROWS = ("nearest_pose", "raw_render", "pipeline", "composite")
+# The generated rows: the `generation.Controls` each is made with (besides the given pose).
+GENERATED_ROWS = {
+    "raw_render": dict(refine=False, region="face"),
+    "pipeline": dict(refine=True, region="face"),
+    "composite": dict(refine=True, region="mouth"),
+}
 ROW_TITLES = {
     REAL: "real frames (re-encoded)",
     "nearest_pose": "(a) nearest-pose real frame",
     "raw_render": "(b) raw render pasted",
-    "pipeline": "(c) pipeline (GAN)",
+    "pipeline": "(c) pipeline (GAN, full face)",
+    "composite": "(d) GAN, mouth region",
 }
 # MediaPipe face mesh: the 40 lip points (`FACEMESH_LIPS`), the outer eye corners.
 MOUTH_MESH_POINTS = (
@@ -451,7 +460,7 @@ def reconstruct_clip(
     progress: Progress | None = None,
     face_model=None,
 ) -> dict:
-    """Runs the protocol on one clip: writes `out_dir/{real,nearest_pose,raw_render,pipeline}.mp4`
+    """Runs the protocol on one clip: writes `out_dir/<row>.mp4` (`REAL` and `ROWS`)
     and returns its report (split, tuning frames, and per row the measures; JSON-ready) with the
     strip tiles under "_tiles" ({row: [STRIP_TIMES tiles]}, not JSON).
 
@@ -490,10 +499,10 @@ def reconstruct_clip(
         _write(paths["nearest_pose"], [first_frames[i] for i in near], fps, speech)
         del first_frames
     rendered = {REAL: rest_pose, "nearest_pose": head.pose[near]}
-    for row, refine in (("raw_render", False), ("pipeline", True)):
+    for row, knobs in GENERATED_ROWS.items():
         result = generation.generate(
             speech, head, models, paths[row],
-            generation.Controls(pose=rest_pose, refine=refine), progress, face_model,
+            generation.Controls(pose=rest_pose, **knobs), progress, face_model,
         )  # fmt: skip
         rendered[row] = result.pose
 
@@ -686,9 +695,10 @@ def table_markdown(report: dict) -> str:
 
 def frame_strip(tiles: dict[str, list[np.ndarray]], title: str = "") -> np.ndarray:
     """[H, W, 3] uint8: one column per row (real original | nearest pose | raw render |
-    pipeline), one line per strip time, a header with the columns' names."""
+    pipeline | composite), one line per strip time, a header with the columns' names."""
     columns = [("real_original", "real"), ("nearest_pose", "(a) nearest pose"),
-               ("raw_render", "(b) raw render"), ("pipeline", "(c) pipeline")]  # fmt: skip
+               ("raw_render", "(b) raw render"), ("pipeline", "(c) full face"),
+               ("composite", "(d) mouth region")]  # fmt: skip
     grid = np.concatenate(
         [np.concatenate([tiles[key][i] for key, _ in columns], axis=1)
          for i in range(len(tiles["real_original"]))],

@@ -38,7 +38,7 @@ import numpy as np
 from talkingjax.data import records
 from talkingjax.data import sync as sync_data
 from talkingjax.errors import InputError
-from talkingjax.predict.sync import PROTOCOLS, SyncScorer, latest_step, write_instrument
+from talkingjax.predict.sync import PROTOCOLS, SyncScorer, write_instrument
 from talkingjax.train import checkpoint
 
 SHIFTS = (-6, -3, 3, 6)
@@ -385,7 +385,7 @@ def evaluate_workdir(
             {
                 **result["threshold"],
                 "protocol": scorer.protocol,
-                "step": step if step is not None else latest_step(workdir),
+                "step": step if step is not None else checkpoint.latest_step(workdir),
                 "val_summary": result["summary"],
             },
         )

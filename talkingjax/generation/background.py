@@ -13,8 +13,9 @@ background. Details the paper leaves open follow the authors' 2020 code
 2. `keyframes`: local extrema of that angle after a 7-tap Hanning smoothing, thinned to at most
    N/10, extrema closer than 3 frames merged, first and last frame added.
 3. `match_keyframes`: each keyframe gets the reference frame with the nearest angles (L1),
-   searched near the previous match; by default the pose *change* between consecutive
-   keyframes is matched (the journal variant) instead of the absolute pose.
+   searched near the previous match (`match`: at most `MAX_SPEED` reference frames per output
+   frame since the previous keyframe, the 2020 code's window); by default the pose *change*
+   between consecutive keyframes is matched (the journal variant) instead of the absolute pose.
 4. `background_indices`: rounded linear interpolation of the matches between keyframes.
 5. `adjust_pose`: the translation (and, by `blend`, the angles) of the background frame.
 
@@ -30,6 +31,7 @@ video's frames). Everything is NumPy on the host, not jittable; unusable input r
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -37,6 +39,9 @@ from talkingjax.errors import InputError
 
 NUM_POSE = 6
 NUM_ANGLES = 3
+# Retiming speed limit of `match` (reference frames per output frame): the 2020 code's search
+# window, `speed * (keys[i] - keys[i-1])` frames around the previous match, with speed 1.
+MAX_SPEED = 1.0
 # Tie order of `choose_axis`: the paper's example of a critical movement is the leftmost /
 # rightmost head, i.e. yaw, so yaw wins ties, then pitch, then roll.
 _AXIS_PREFERENCE = (1, 0, 2)
@@ -272,6 +277,7 @@ def match_keyframes(
     keys: np.ndarray,
     search: int | None = None,
     changes: bool = True,
+    max_speed: float | None = None,
 ) -> np.ndarray:
     """The reference frame (background) for each keyframe, by nearest head angles.
 
@@ -282,7 +288,13 @@ def match_keyframes(
     - First keyframe: the reference frame with the nearest *absolute* angles, searched over
       the whole reference video (there is no previous match to search around).
     - Each later keyframe i, searched among reference frames r with
-      `|r - matches[i-1]| <= search` (all frames if `search` is None):
+      `|r - matches[i-1]| <= search` (all frames if `search` is None) and
+      `|r - matches[i-1]| <= ceil(max_speed * (keys[i] - keys[i-1]))` (no limit if
+      `max_speed` is None): the reference code's search "near the previous match", whose
+      window grows with the time between the keyframes, so the interpolated background index
+      (`background_indices`) never runs through the reference video faster than `max_speed`
+      frames per output frame (plus rounding) -- played back faster, the reference head would
+      turn faster than the person ever did, and a jump across the video is a jump of the head;
         - `changes=False` (2020 code): minimise `|ref[r] - pred[keys[i]]|_1`.
         - `changes=True` (journal code): minimise
           `|(ref[r] - ref[matches[i-1]]) - (pred[keys[i]] - pred[keys[i-1]])|_1`, i.e. the
@@ -306,6 +318,7 @@ def match_keyframes(
         (>= 0), or None for no limit. (The 2020 code used `speed * (keys[i] - keys[i-1])`
         frames, speed 1 in its pipeline.)
       changes: match pose changes (True) or absolute poses (False).
+      max_speed: the retiming speed limit in reference frames per output frame (> 0), or None.
 
     Returns:
       [K] int64 reference-frame indices in [0, R).
@@ -315,6 +328,8 @@ def match_keyframes(
     keys = _indices(keys, "keys", pred.shape[0], strict=True)
     if search is not None and (int(search) != search or search < 0):
         raise InputError(f"search must be None or an integer >= 0, got {search}")
+    if max_speed is not None and not (np.isfinite(max_speed) and max_speed > 0):
+        raise InputError(f"max_speed must be None or a number > 0, got {max_speed}")
 
     pa = pred[:, :NUM_ANGLES].astype(np.float64)
     ra = ref[:, :NUM_ANGLES].astype(np.float64)
@@ -329,7 +344,10 @@ def match_keyframes(
             target = pa[keys[i]]
         cost = np.abs(ra - target).sum(axis=1)
         jump = np.abs(frames - prev)
-        allowed = frames if search is None else frames[jump <= search]
+        window = np.inf if search is None else search
+        if max_speed is not None:
+            window = min(window, math.ceil(max_speed * (keys[i] - keys[i - 1]) - 1e-9))
+        allowed = frames[jump <= window]
         # lexsort: last key is primary -> cost, then jump, then frame index.
         best = np.lexsort((allowed, jump[allowed], cost[allowed]))[0]
         matches[i] = allowed[best]
@@ -443,6 +461,7 @@ def match(
     taps: int = 7,
     search: int | None = None,
     changes: bool = True,
+    max_speed: float | None = MAX_SPEED,
     blend: float = 1.0,
 ) -> BackgroundPlan:
     """Background matching of a predicted pose sequence against a reference video.
@@ -467,7 +486,7 @@ def match(
         raise InputError(f"axis must be 0, 1 or 2 (an angle), got {axis}")
     axis = int(axis)
     keys = keyframes(pred[:, axis], max_fraction=max_fraction, merge=merge, taps=taps)
-    matches = match_keyframes(pred, ref, keys, search=search, changes=changes)
+    matches = match_keyframes(pred, ref, keys, search=search, changes=changes, max_speed=max_speed)
     indices = background_indices(keys, matches, pred.shape[0])
     pose = adjust_pose(pred, ref, indices, blend=blend)
     return BackgroundPlan(int(axis), keys, matches, indices, pose)

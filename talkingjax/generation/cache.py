@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 
 from talkingjax.errors import InputError
+from talkingjax.train import runner
 
 DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "talkingjax")
 
@@ -37,19 +38,25 @@ def file_hash(path: str) -> str:
 
 
 def workdir_fingerprint(workdir: str) -> str:
-    """Content hash of a workdir's config and latest checkpoint (what a cache depends on)."""
+    """Content hash of a workdir's config and latest checkpoint, or of an exported workdir's
+    config and variables (`runner.export`): what a cache depends on."""
     h = hashlib.sha256()
     config = os.path.join(workdir, "config.json")
     ckpt = os.path.join(workdir, "checkpoints")
-    if not os.path.isfile(config) or not os.path.isdir(ckpt):
-        raise InputError(f"{workdir} is not a trained workdir (config.json, checkpoints/)")
-    steps = [d for d in os.listdir(ckpt) if d.isdigit()]
-    if not steps:
-        raise InputError(f"{workdir} has no checkpoint")
-    latest = os.path.join(ckpt, max(steps, key=int))
-    for path in [config] + sorted(
-        os.path.join(r, f) for r, _, fs in os.walk(latest) for f in fs
-    ):  # fmt: skip
+    if os.path.isfile(config) and runner.is_exported(workdir):
+        files = [os.path.join(workdir, runner.EXPORT_FILE)]
+    elif not os.path.isfile(config) or not os.path.isdir(ckpt):
+        raise InputError(
+            f"{workdir} is not a trained workdir (config.json with checkpoints/ or "
+            f"{runner.EXPORT_FILE})"
+        )
+    else:
+        steps = [d for d in os.listdir(ckpt) if d.isdigit()]
+        if not steps:
+            raise InputError(f"{workdir} has no checkpoint")
+        latest = os.path.join(ckpt, max(steps, key=int))
+        files = sorted(os.path.join(r, f) for r, _, fs in os.walk(latest) for f in fs)
+    for path in [config] + files:
         h.update(os.path.relpath(path, workdir).encode())
         hash_file(h, path)
     return h.hexdigest()[:16]

@@ -12,7 +12,8 @@
 3. render, refine, paste, write (`_Frames`, chunk by chunk): rendering with the target's
    identity, albedo and lighting over the cropped background frame, the GAN over windows of
    three composed frames (Sec. IV-B3; none with `Controls.refine` False), paste-back into the
-   full background frames (`talkingjax.generation.paste`), and an mp4 with the speech as its
+   full background frames (`talkingjax.generation.paste`: the whole face, or with
+   `Controls.region` "mouth" only the region speech moves), and an mp4 with the speech as its
    audio track (`visualize.VideoWriter`). Frames are made and written in chunks, so speech of
    any length (an hour and more) streams through with bounded memory.
 """
@@ -90,6 +91,9 @@ class _Frames:
         self.size = refiner.size if refiner is not None else gan_size(target.gan)
         self.params = gan_pairs.scaled_transform(target.params, target.crop_size, self.size)
         self.history: list[np.ndarray] = []  # the last two composed frames (window t-2, t-1)
+        self.weights = (
+            paste.speech_region_weights(face_model) if controls.region == "mouth" else None
+        )
 
     def chunk(
         self, exp: np.ndarray, pose: np.ndarray, idx: np.ndarray, frames: list[np.ndarray]
@@ -113,10 +117,15 @@ class _Frames:
             crops = np.clip(composed * 255.0 + 0.5, 0, 255).astype(np.uint8)
         else:
             crops = self._refine(composed * 2.0 - 1.0)
+        if self.weights is None:
+            where = [_hull(m) for m in mask]
+        else:
+            drawn = visualize.render_weights(self.model, coeffs, s, self.weights)
+            where = [paste.region_alpha(w, m) for w, m in zip(drawn, mask, strict=True)]
         return np.stack(
             [
                 paste.paste_crop(
-                    frames[i], crops[k], _hull(mask[k]), self.params[i], mode=self.controls.paste
+                    frames[i], crops[k], where[k], self.params[i], mode=self.controls.paste
                 )
                 for k, i in enumerate(idx)
             ]

@@ -2,7 +2,7 @@
 
 `Controls` are the knobs of `talkingjax.generation.generate` (another motion pattern, the
 motion's scale, a still head, the pattern's seed, a given head pose instead of the predicted
-one, the background blend, the paste mode, the GAN or none, the chunk size, the GAN's
+one, the background blend, the paste mode and region, the GAN or none, the chunk size, the GAN's
 self-ensemble); `check_controls` and `check_output` fail early on
 values or paths generation cannot use, so the command line can check them before fitting.
 `plan_motion` turns a predicted pose into the background plan (paper 000 Sec. IV-B2,
@@ -39,7 +39,16 @@ class Controls:
         matching and the pose adjustment (`blend`) run on it as on a prediction; `pattern`,
         `seed` and `pose_scale` are then unused, and `still` may not be set.
       blend: weight of the background frame's angles in the final pose (`adjust_pose`).
+      retime_speed: background retiming limit, in target frames per output frame
+        (`background.match`'s `max_speed`; 1 = the reference code's window, never faster
+        than the target's real motion); 0 = no limit (the keyframes' matches may be anywhere
+        in the target video, and the background index races between them).
       paste: "poisson" or "feather" (`talkingjax.generation.paste`).
+      region: what of the refined crop is pasted: "mouth" (the default, beyond the paper: only
+        the region speech moves, a soft mask following the mesh; eyes, skin and blinks stay
+        the real frame's; chosen on the val speakers' self-reconstruction: as sharp as the real
+        frames, README "Photoreal output") or "face" (paper 000: the whole face).
+        `paste.REGIONS`.
       refine: False = no GAN: the rendered face over its background crop is pasted as it is
         (the pipeline's raw render, an evaluation row; the GAN is not even loaded).
       chunk: frames rendered, refined and written at a time.
@@ -54,7 +63,9 @@ class Controls:
     seed: int = 0
     pose: np.ndarray | None = None
     blend: float = 1.0
+    retime_speed: float = background.MAX_SPEED
     paste: str = "poisson"
+    region: str = "mouth"
     refine: bool = True
     chunk: int = 100
     ensemble_shift: int = -1
@@ -66,6 +77,10 @@ def check_controls(controls: Controls) -> None:
         raise InputError(f"pose scale must be a finite number >= 0, got {controls.pose_scale}")
     if controls.paste not in paste.MODES:
         raise InputError(f"paste mode must be one of {paste.MODES}, got {controls.paste!r}")
+    if not np.isfinite(controls.retime_speed) or controls.retime_speed < 0:
+        raise InputError(f"retime speed must be a number >= 0, got {controls.retime_speed}")
+    if controls.region not in paste.REGIONS:
+        raise InputError(f"paste region must be one of {paste.REGIONS}, got {controls.region!r}")
     if controls.chunk < 1:
         raise InputError(f"chunk must be >= 1 frame, got {controls.chunk}")
     if controls.ensemble_shift < -1:
@@ -128,4 +143,5 @@ def plan_motion(
             idx,
             np.repeat(target.pose[ref : ref + 1], f, 0),
         )
-    return background.match(predicted, target.pose, blend=controls.blend)
+    speed = controls.retime_speed if controls.retime_speed > 0 else None
+    return background.match(predicted, target.pose, blend=controls.blend, max_speed=speed)

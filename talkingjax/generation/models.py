@@ -34,20 +34,17 @@ class Models:
 
     @classmethod
     def default(cls) -> Models:
-        """The small models shipped in `talkingjax/assets/models` (see its README): head motion
-        and expression trained on real speakers (research-only terms), the GAN."""
+        """The models shipped in `talkingjax/assets/models` (see its README), trained on the real
+        corpus's training speakers (research-only terms): head motion, expression, the GAN."""
         return cls(*(os.path.join(DEFAULT_MODELS, n) for n in ("pose", "expression", "gan")))
 
     @classmethod
     def synthetic(cls) -> Models:
-        """The shipped models trained on project-made data only: the head-motion and expression
-        models `pose/` and `expression/` start from (`assets/models/synthetic`), and the GAN."""
+        """The shipped models trained on project-made data only (`assets/models/synthetic`):
+        the head-motion and expression models `pose/` and `expression/` start from, and the
+        small GAN pretrained on synthetic pairs (`gan.py:small128`)."""
         base = os.path.join(DEFAULT_MODELS, "synthetic")
-        return cls(
-            os.path.join(base, "pose"),
-            os.path.join(base, "expression"),
-            os.path.join(DEFAULT_MODELS, "gan"),
-        )
+        return cls(*(os.path.join(base, n) for n in ("pose", "expression", "gan")))
 
     @classmethod
     def with_defaults(

@@ -11,7 +11,17 @@ only where the face is, so the frame's own pixels (hair, body, background) stay 
 - "feather": an alpha blend with the face mask eroded and blurred by `feather` pixels
   (cheaper, and exactly the frame outside the mask's blurred support).
 
-Both work in frame pixels; the mask is the renderer's face mask at crop resolution.
+Both work in frame pixels; the mask is the renderer's face mask at crop resolution, binary
+(the whole face, paper 000) or soft (an alpha in [0, 1]: the region speech moves, below).
+
+What is pasted (`REGIONS`, beyond the paper for "mouth"):
+
+- "face": the whole refined face (paper 000: the generated face replaces the real one);
+- "mouth": only the region speech moves -- mouth, jaw, lower cheeks -- as a soft mask that
+  follows the fitted mesh (`speech_region_weights`, drawn at each frame's pose by
+  `visualize.render_weights`, holes filled by `region_alpha`). With the background matched,
+  the real frame already holds the target's eyes, blinks, skin and hair at (nearly) the
+  rendered pose; only the lower face is replaced.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ import numpy as np
 from talkingjax.errors import InputError
 
 MODES = ("poisson", "feather")
+REGIONS = ("face", "mouth")
 
 
 def _crop_affine(params: np.ndarray) -> np.ndarray:
@@ -49,6 +60,70 @@ def uncrop(crop: np.ndarray, params: np.ndarray, frame_size: tuple[int, int]) ->
     )
 
 
+def speech_region_weights(model) -> np.ndarray:
+    """Per-vertex weight [V] in [0, 1] of the region speech moves: 1 below the nose, 0 from
+    the nose tip up, a smoothstep between (heights in the model's mean shape, y up).
+
+    The levels come from the model's 68 landmarks -- the nose tip (30) and halfway between
+    the nose's base (33) and the upper lip (51) -- so any model with the iBUG landmarks works.
+
+    Raises:
+      InputError: a model without the 68 landmarks.
+    """
+    marks = np.asarray(model.landmarks)
+    if marks.shape != (68,):
+        raise InputError(
+            f"the mouth region needs a face model with the 68 iBUG landmarks, got {marks.shape}"
+        )
+    shape = np.asarray(model.mean_shape, np.float64)
+    y = shape[:, 1]
+    top = shape[marks[30], 1]
+    full = 0.5 * (shape[marks[33], 1] + shape[marks[51], 1])
+    if not top > full:
+        raise InputError("the face model's landmarks do not have the nose above the mouth")
+    t = np.clip((top - y) / (top - full), 0.0, 1.0)
+    return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
+
+
+def region_alpha(weights: np.ndarray, mask: np.ndarray, grow: float = 0.03) -> np.ndarray:
+    """The soft paste mask [S, S] float32 in [0, 1] of a rendered weight image.
+
+    Args:
+      weights: [S, S] `speech_region_weights` drawn at the frame's pose (0 off the mesh).
+      mask: [S, S] the render's face mask (nonzero on the mesh).
+      grow: the region grows by this fraction of S (a jaw lower in the output than in the
+        background stays covered) and is blurred over the same width.
+
+    The mesh has holes at the eyes and the mouth: a hole takes the largest weight around it,
+    so the open mouth (lips at 1) is pasted and the eyes (weight 0 around them) are not.
+    """
+    s = weights.shape[0]
+    r = max(1, int(round(grow * s)))
+    w = np.asarray(weights, np.float32)
+    on = np.asarray(mask) > 0
+    points = cv2.findNonZero(on.astype(np.uint8))
+    if points is None:
+        return np.zeros_like(w)
+    hull = np.zeros(on.shape, np.uint8)
+    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    holes = (hull > 0) & ~on
+    if holes.any():
+        # Grey dilation until every hole pixel has a value from the mesh around it.
+        filled, reach = w.copy(), on.copy()
+        kernel = np.ones((3, 3), np.uint8)
+        while (holes & ~reach).any():
+            grown = cv2.dilate(filled, kernel)
+            new = holes & ~reach & (cv2.dilate(reach.astype(np.uint8), kernel) > 0)
+            if not new.any():
+                break
+            filled[new] = grown[new]
+            reach |= new
+        w = np.where(holes, filled, w)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    w = cv2.dilate(w, kernel)
+    return np.clip(cv2.GaussianBlur(w, (0, 0), sigmaX=r / 2.0), 0.0, 1.0)
+
+
 def paste_crop(
     frame: np.ndarray,
     crop: np.ndarray,
@@ -62,9 +137,11 @@ def paste_crop(
     Args:
       frame: [H, W, 3] uint8 RGB full frame.
       crop: [S, S, 3] uint8 RGB refined crop.
-      mask: [S, S] uint8 or bool, nonzero where the crop shows the face.
+      mask: [S, S] where the crop is pasted: uint8 or bool, nonzero on the region (binary),
+        or float in [0, 1] (a soft alpha, e.g. `region_alpha`).
       params: [5] crop transform at size S (`gan_pairs.scaled_transform` of the fit's).
-      mode: "poisson" or "feather" (module docstring).
+      mode: "poisson" or "feather" (module docstring). Poisson clones the region where the
+        alpha is above one half; feather blends with the alpha.
       feather: pixels (in the frame) the mask is eroded and blurred by.
 
     Returns:
@@ -72,7 +149,7 @@ def paste_crop(
     """
     if mode not in MODES:
         raise InputError(f"paste mode must be one of {MODES}, got {mode!r}")
-    frame, crop = np.asarray(frame), np.asarray(crop)
+    frame, crop, mask = np.asarray(frame), np.asarray(crop), np.asarray(mask)
     s = crop.shape[0]
     if frame.ndim != 3 or frame.shape[2] != 3 or crop.shape != (s, s, 3) or mask.shape != (s, s):
         raise InputError(
@@ -83,13 +160,18 @@ def paste_crop(
         raise InputError("paste_crop takes uint8 frames and crops")
     h, w = frame.shape[:2]
     placed = uncrop(crop, params, (w, h))
-    region = uncrop((np.asarray(mask) > 0).astype(np.uint8) * 255, params, (w, h)) > 127
+    if np.issubdtype(mask.dtype, np.floating):
+        alpha = uncrop(np.clip(mask, 0.0, 1.0).astype(np.float32), params, (w, h))
+    else:
+        region = uncrop((mask > 0).astype(np.uint8) * 255, params, (w, h)) > 127
+        alpha = region.astype(np.float32)
     if feather > 0:
         kernel = np.ones((2 * feather + 1, 2 * feather + 1), np.uint8)
-        region = cv2.erode(region.astype(np.uint8), kernel) > 0
-    if not region.any():
+        alpha = cv2.erode(alpha, kernel)
+    region = alpha > 0.5
+    if not (alpha > 0).any():
         return frame.copy()
-    if mode == "poisson":
+    if mode == "poisson" and region.any():
         ys, xs = np.nonzero(region)
         # seamlessClone places the source's mask bounding box centred at `center`; the
         # source is already at its place in frame coordinates, so that is the box's centre.
@@ -99,7 +181,6 @@ def paste_crop(
             m = region.astype(np.uint8) * 255
             return cv2.seamlessClone(placed, frame, m, center, cv2.NORMAL_CLONE)
         # The face touches the frame border, where seamless cloning is undefined: feather.
-    alpha = region.astype(np.float32)
     if feather > 0:
         alpha = cv2.GaussianBlur(alpha, (0, 0), sigmaX=feather / 2.0)
     alpha = alpha[..., None]

@@ -117,15 +117,7 @@ class SyncScorer:
         config = checkpoint.load_workdir_config(directory)
         model = sync_train.build(config)
         target = jax.eval_shape(lambda: sync_train.init_variables(config, model))["params"]
-        with open(path, "rb") as f:
-            state = flax.serialization.msgpack_restore(f.read())
-        try:
-            params = flax.serialization.from_state_dict(target, state)
-        except (ValueError, KeyError, TypeError) as err:
-            raise InputError(f"{path} does not match the model of {directory}/config.json") from err
-        shapes = jax.tree.map(lambda a, b: np.shape(a) == tuple(b.shape), params, target)
-        if not all(jax.tree.leaves(shapes)):
-            raise InputError(f"{path} does not match the model of {directory}/config.json")
+        params = runner.read_msgpack_like(path, target)
         info = read_instrument(directory)
         return cls(
             model,
@@ -276,7 +268,7 @@ def export(
     """
     if dtype not in ("float32", "bfloat16"):
         raise InputError(f"dtype must be float32 or bfloat16, got {dtype!r}")
-    step = latest_step(workdir) if step is None else int(step)
+    step = checkpoint.latest_step(workdir) if step is None else int(step)
     info = read_instrument(workdir) or None
     if info is not None:
         if info.get("step") not in (None, step):
@@ -297,15 +289,3 @@ def export(
     if info is not None:
         write_instrument(out_dir, info)
     return config
-
-
-def latest_step(workdir: str) -> int:
-    """The latest checkpoint step of a workdir (`InputError` when it has none)."""
-    mngr = checkpoint.manager(workdir, read_only=True)
-    try:
-        step = mngr.latest_step()
-    finally:
-        mngr.close()
-    if step is None:
-        raise InputError(f"{workdir} has no checkpoint")
-    return int(step)

@@ -57,6 +57,18 @@ def _on_first_device(target):
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
 
 
+def latest_step(workdir: str) -> int:
+    """The latest checkpoint step of a workdir (`InputError` when it has none)."""
+    mngr = manager(workdir, read_only=True)
+    try:
+        step = mngr.latest_step()
+    finally:
+        mngr.close()
+    if step is None:
+        raise InputError(f"{workdir} has no checkpoint")
+    return int(step)
+
+
 def load(workdir: str, target, step: int | None = None):
     """Restores the latest (or given) checkpoint of `workdir` into `target`'s structure,
     read-only (a run may be training in that workdir), onto one device. `target` may be

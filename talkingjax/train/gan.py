@@ -208,6 +208,20 @@ def _check_size(clips, config, what: str) -> None:
             )
 
 
+def pair_entries(clips: list[gan_pairs.PairClip]) -> list[dict]:
+    """One `loop.write_train_clips` entry per clip id (a clip made with both albedos counts
+    once): clip and speaker ids, frames used, seconds, albedos."""
+    entries: dict[str, dict] = {}
+    for c in clips:
+        e = entries.setdefault(
+            c.clip_id,
+            {"clip_id": c.clip_id, "speaker_id": c.identity, "frames": c.num_frames,
+             "seconds": round(c.num_frames / c.fps, 2) if c.fps else 0.0, "albedo": []},
+        )  # fmt: skip
+        e["albedo"].append(c.albedo)
+    return list(entries.values())
+
+
 def finetune_steps(config, frames: int) -> int:
     """`finetune.steps`, or `finetune.epochs` passes over `frames` frames at the batch size."""
     if config.finetune.steps > 0:
@@ -228,6 +242,7 @@ def plan(config, workdir: str) -> tuple[list[loop.Phase], dict | None]:
     elif config.train.steps > 0:  # 0: fine-tune from scratch, no pretraining
         clips = pretrain_clips(config, workdir)
         _check_size(clips, config, "pretraining")
+        loop.write_train_clips(workdir, config.data.root, pair_entries(clips))
         sampler = gan_pairs.PairSampler(clips, config.seed, augment=config.data.augment)
         phases.append(
             loop.Phase(

@@ -11,20 +11,31 @@ checkpoints, resume, metrics):
 
 `load_variables` is what every predictor (`talkingjax.predict`) and every fine-tune's
 `init_from` restores: the evaluated parameters (`TrainState.avg_params`) and the model state.
+It also reads an *exported* workdir (`export`: config.json + `EXPORT_FILE`, the evaluated
+variables without the optimizer state, optionally in float16): a shipped model a quarter of the
+checkpoint's size, which predicts and starts fine-tunes like the workdir it came from.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
+import flax
 import jax
+import ml_collections
+import numpy as np
 import optax
 
+from talkingjax.data import records
 from talkingjax.errors import InputError
 from talkingjax.train import checkpoint, loop
+
+EXPORT_FILE = "variables.msgpack"
+EXPORT_DTYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,12 +91,15 @@ def train(
 
 
 def load_variables(trainer: Trainer, workdir: str, step: int | None = None) -> tuple[Any, dict]:
-    """(config, {"params", "batch_stats"}) of the latest (or given) checkpoint of a workdir.
+    """(config, {"params", "batch_stats"}) of the latest (or given) checkpoint of a workdir,
+    or of an exported workdir (`export`; `step` must then be None or the exported step).
 
     The parameters are `TrainState.avg_params`, the evaluated ones (equal to `params` unless
     the run averaged them); "batch_stats" is the model state (BatchNorm statistics, the GAN
     memory). Read-only, onto one device, whatever devices the run trained on.
     """
+    if is_exported(workdir):
+        return _load_exported(trainer, workdir, step)
     config = checkpoint.load_workdir_config(workdir)
     model = trainer.build(config)
     # Shapes only: restoring needs the structure, not a (compiled) initialisation.
@@ -94,6 +108,68 @@ def load_variables(trainer: Trainer, workdir: str, step: int | None = None) -> t
     )
     state = checkpoint.load(workdir, target, step)
     return config, {"params": state.avg_params, "batch_stats": state.batch_stats}
+
+
+def is_exported(workdir: str) -> bool:
+    """Whether `workdir` is an exported one (`EXPORT_FILE`, no checkpoints/)."""
+    return os.path.isfile(os.path.join(workdir, EXPORT_FILE)) and not os.path.isdir(
+        os.path.join(workdir, "checkpoints")
+    )
+
+
+def export(
+    trainer: Trainer, workdir: str, out_dir: str, step: int | None = None, dtype: str = "float32"
+) -> ml_collections.ConfigDict:
+    """Writes a workdir's evaluated variables (no optimizer state) to `out_dir`.
+
+    `out_dir` gets config.json (the run's config, with `exported_step` and `exported_dtype`)
+    and `EXPORT_FILE` (`flax.serialization` msgpack of {"params", "batch_stats"}; floating
+    leaves in `dtype`, read back as float32). Returns the written config.
+    """
+    if dtype not in EXPORT_DTYPES:
+        raise InputError(f"dtype must be one of {EXPORT_DTYPES}, got {dtype!r}")
+    config, variables = load_variables(trainer, workdir, step)
+    cast = jax.numpy.dtype(dtype)
+
+    def to_host(x):
+        x = np.asarray(x)
+        return x.astype(cast) if np.issubdtype(x.dtype, np.floating) else x
+
+    variables = jax.tree.map(to_host, variables)
+    os.makedirs(out_dir, exist_ok=True)
+    data = flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(variables))
+    records.atomic_write(os.path.join(out_dir, EXPORT_FILE), lambda f: f.write(data))
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.exported_step = int(checkpoint.latest_step(workdir) if step is None else step)
+    config.exported_dtype = dtype
+    checkpoint.write_workdir_config(out_dir, config.to_json())
+    return config
+
+
+def _load_exported(trainer: Trainer, directory: str, step: int | None) -> tuple[Any, dict]:
+    config = checkpoint.load_workdir_config(directory)
+    if step is not None and step != config.get("exported_step"):
+        raise InputError(f"{directory} holds step {config.get('exported_step')}, not {step}")
+    model = trainer.build(config)
+    target = jax.eval_shape(lambda: trainer.init(config, model))
+    target = {"params": target["params"], "batch_stats": target.get("batch_stats", {})}
+    return config, read_msgpack_like(os.path.join(directory, EXPORT_FILE), target)
+
+
+def read_msgpack_like(path: str, target) -> Any:
+    """A `flax.serialization` msgpack file restored onto `target`'s structure, shapes and
+    dtypes (e.g. `jax.eval_shape` of an init); `InputError` if it does not match."""
+    with open(path, "rb") as f:
+        state = flax.serialization.msgpack_restore(f.read())
+    folder = os.path.dirname(path) or "."
+    try:
+        restored = flax.serialization.from_state_dict(target, state)
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path} does not match the model of {folder}/config.json") from err
+    same = jax.tree.map(lambda a, b: np.shape(a) == tuple(b.shape), restored, target)
+    if not all(jax.tree.leaves(same)):
+        raise InputError(f"{path} does not match the model of {folder}/config.json")
+    return jax.tree.map(lambda x, t: np.asarray(x, t.dtype), restored, target)
 
 
 def source_variables(trainer: Trainer, source: str, config) -> dict:
