@@ -24,7 +24,6 @@ from absl import flags
 from experiments import cli
 from talkingjax.data import corpus, gan_pairs
 from talkingjax.errors import InputError
-from talkingjax.evaluation import reconstruction
 
 _OUT = flags.DEFINE_string("out", None, "Pairs directory to write (or add to).", required=True)
 _SIZE = flags.DEFINE_integer("size", 128, "Side of the frames in pixels.")
@@ -60,20 +59,6 @@ def _preprocessed_ids(root: str) -> list[str]:
     return ids
 
 
-def _split_speakers(root: str, split_file: str, part: str) -> dict[str, str]:
-    """{clip id: speaker id} of one part of a corpus split, for the clips the preprocessing of
-    `root` kept (the split's speaker ids: a clip's identity in the pairs)."""
-    clips = corpus.read_split_part(split_file, part)
-    ids = {
-        c["clip_id"]: c["speaker_id"]
-        for c in clips
-        if reconstruction.preprocess_status(root, c["clip_id"]) is None
-    }
-    if not ids:
-        raise InputError(f"no clip of part {part!r} of {split_file} is preprocessed in {root}")
-    return ids
-
-
 def main(argv):
     del argv
     if _SIZE.value < 16:
@@ -85,7 +70,7 @@ def main(argv):
         raise InputError("--split_file selects clips of --preprocessed; do not give --clip_ids")
     if _PRE.value:
         if _SPLIT_FILE.value:
-            speakers = _split_speakers(_PRE.value, _SPLIT_FILE.value, _PART.value)
+            speakers = corpus.kept_speakers(_SPLIT_FILE.value, _PART.value, _PRE.value)
         else:
             speakers = dict.fromkeys(_IDS.value or _preprocessed_ids(_PRE.value))
         for clip_id, speaker in speakers.items():

@@ -146,8 +146,8 @@ def test_video_pairs_from_preprocess_layout(tmp_path):
         gan_pairs.video_pairs(root, "missing", size=64)
 
 
-def test_make_gan_pairs_takes_a_split_part_with_its_speakers(tmp_path):
-    from experiments import make_gan_pairs
+def test_kept_speakers_of_a_split_part(tmp_path):
+    from talkingjax.data import corpus
 
     pre = tmp_path / "pre"
     os.makedirs(pre / "reports")
@@ -161,10 +161,10 @@ def test_make_gan_pairs_takes_a_split_part_with_its_speakers(tmp_path):
     ]
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"clips": {"train": clips, "test": clips[:1]}}))
-    got = make_gan_pairs._split_speakers(str(pre), str(split), "train")
+    got = corpus.kept_speakers(str(split), "train", str(pre))
     assert got == {"speech__a": "anna", "silent__b": "bo"}
     with pytest.raises(InputError, match="no part 'val'"):
-        make_gan_pairs._split_speakers(str(pre), str(split), "val")
+        corpus.kept_speakers(str(split), "val", str(pre))
     split.write_text(json.dumps({"clips": {"train": clips[2:]}}))
     with pytest.raises(InputError, match="no clip of part"):
-        make_gan_pairs._split_speakers(str(pre), str(split), "train")
+        corpus.kept_speakers(str(split), "train", str(pre))

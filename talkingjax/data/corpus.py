@@ -163,3 +163,35 @@ def apply_split(clips: list, split_path: str | os.PathLike) -> list:
     if not out:
         raise InputError(f"none of the {len(clips)} records is a clip of the split {split_path}")
     return out
+
+
+def preprocess_status(preprocessed: str, clip_id: str) -> str | None:
+    """None if the corpus preprocessing kept the clip, else its reason (`reports/<id>.json`)."""
+    path = os.path.join(preprocessed, "reports", f"{clip_id}.json")
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return f"not preprocessed (no readable {path})"
+    if report.get("status") not in ("ok", "done"):
+        return f"skipped by preprocessing: {report.get('reason') or report.get('status')}"
+    return None
+
+
+def kept_speakers(split_path: str | os.PathLike, part: str, preprocessed: str) -> dict[str, str]:
+    """{clip id: speaker id} of one part of a split file, for the clips the preprocessing of
+    `preprocessed` kept (e.g. the training speakers' clips a GAN pretrains on).
+
+    Raises:
+      InputError: a bad split file or part, or no clip of the part kept.
+    """
+    speakers = {
+        c["clip_id"]: c["speaker_id"]
+        for c in read_split_part(split_path, part)
+        if preprocess_status(preprocessed, c["clip_id"]) is None
+    }
+    if not speakers:
+        raise InputError(
+            f"no clip of part {part!r} of {split_path} is preprocessed in {preprocessed}"
+        )
+    return speakers

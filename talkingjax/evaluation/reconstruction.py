@@ -77,6 +77,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from talkingjax import audio, generation, visualize
 from talkingjax.data import corpus, records
+from talkingjax.data.corpus import preprocess_status
 from talkingjax.errors import InputError
 from talkingjax.evaluation import video as video_eval
 from talkingjax.face3d import default
@@ -600,19 +601,6 @@ def read_part(split_path: str, part: str) -> list[dict]:
     """The clips (`file`, `clip_id`, `speaker_id`, `audio`, `seconds`) of one part ("val",
     "test", "train") of a committed split file (`talkingjax.data.corpus.read_split_part`)."""
     return corpus.read_split_part(split_path, part)
-
-
-def preprocess_status(preprocessed: str, clip_id: str) -> str | None:
-    """None if the corpus preprocessing kept the clip, else its reason (`reports/<id>.json`)."""
-    path = os.path.join(preprocessed, "reports", f"{clip_id}.json")
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return f"not preprocessed (no readable {path})"
-    if report.get("status") not in ("ok", "done"):
-        return f"skipped by preprocessing: {report.get('reason') or report.get('status')}"
-    return None
 
 
 # Columns of the markdown table: (key, header, format).
