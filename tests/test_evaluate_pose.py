@@ -236,3 +236,71 @@ def test_cli_with_two_workdirs_writes_the_table(trained, tmp_path):
     assert f"| {pose_table.AUDIO_ONLY.format(OURS + ' (2)')} |" in md
     assert md in proc.stdout
     assert not (tmp_path / "second" / "eval").exists()  # only --out is written
+
+
+class Jittery:
+    """Protocol predictor: the reference's last pose plus seeded white noise."""
+
+    name = "jittery"
+    fps = 25.0
+    has_pattern = False
+
+    def predict(self, mfcc, reference_pose, frames, seed=0):
+        rng = np.random.default_rng(seed)
+        return reference_pose[-1] + 0.05 * rng.normal(size=(frames, 6))
+
+
+def test_smoothed_predictor_is_the_gaussian_filter_of_the_inner_prediction():
+    import scipy.ndimage
+
+    inner = Jittery()
+    smoothed = pose_table.SmoothedPredictor(inner, 2.0)
+    assert smoothed.name == "jittery, gaussian sigma 2" and smoothed.fps == 25.0
+    assert not smoothed.has_pattern and not hasattr(smoothed, "predictor")
+    ref = np.zeros((10, 6))
+    raw = inner.predict(None, ref, 40, seed=3)
+    want = scipy.ndimage.gaussian_filter1d(raw, 2.0, axis=0, mode="nearest")
+    got = smoothed.predict(None, ref, 40, seed=3)
+    assert got.shape == (40, 6)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert np.abs(np.diff(got, axis=0)).mean() < 0.5 * np.abs(np.diff(raw, axis=0)).mean()
+    with pytest.raises(InputError, match="sigma"):
+        pose_table.SmoothedPredictor(inner, 0.0)
+
+
+def test_smoothed_rows_are_named_after_unique_rows_and_slow_the_head(corpus):
+    config = _tiny_config(corpus)
+    train, test = head_motion.load_data(config, "")
+    base = [Jittery(), Jittery()]
+    smoothed = pose_table.smoothed_predictors(base, [1.0, 3.0])
+    assert [p.name for p in smoothed] == [
+        "jittery, gaussian sigma 1",
+        "jittery, gaussian sigma 3",
+        "jittery (2), gaussian sigma 1",
+        "jittery (2), gaussian sigma 3",
+    ]
+    rows = pose_table.evaluate_predictors(base[:1] + smoothed[:2], train, test, config.eval)["rows"]
+    speeds = [rows[n]["speed"] for n in ("jittery", *(p.name for p in smoothed[:2]))]
+    assert speeds[0] > speeds[1] > speeds[2] > 0
+
+
+def test_cli_smooth_sigma_adds_a_smoothed_row(trained, tmp_path):
+    out = tmp_path / "smoothed"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.eval_pose",
+            f"--workdir={trained}",
+            "--smooth_sigma=2",
+            f"--out={out}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((out / "pose_table.json").read_text())["rows"]
+    assert list(rows)[:3] == [OURS, AUDIO_ONLY, f"{OURS}, gaussian sigma 2"]
+    assert rows[f"{OURS}, gaussian sigma 2"]["speed"] < rows[OURS]["speed"]
+    assert (out / "pose_curves.png").exists()

@@ -55,6 +55,17 @@ def _ref_reconstruction(pred, target):
     return float(np.mean(per_seq))
 
 
+def _ref_reconstruction_mse(pred, target):
+    """Footnote 2's mean square error: mean over sequences, frames and the 12 values (9 matrix
+    entries, 3 translations), element by element."""
+    errors = []
+    for p, t in zip(pred.reshape(-1, 6), target.reshape(-1, 6), strict=True):
+        errors.extend(((_ref_rotation(p[:3]) - _ref_rotation(t[:3])) ** 2).ravel())
+        errors.extend((p[3:] - t[3:]) ** 2)
+    assert len(errors) == pred.reshape(-1, 6).shape[0] * 12
+    return float(np.mean(errors))
+
+
 def _ref_smoothness(pred):
     b, t, _ = pred.shape
     first = [np.sum((pred[i, j + 1] - pred[i, j]) ** 2) for i in range(b) for j in range(t - 1)]
@@ -200,6 +211,47 @@ def test_eq3_compares_rotations_not_angles():
     pred[..., 3:] += 0.5
     # Summed over 7 frames x 3 translations of 0.5^2 each.
     np.testing.assert_allclose(float(losses.eq3(pred, target)), 7 * 3 * 0.25, rtol=1e-4)
+
+
+def test_eq3_mean_reduction_is_the_mse_of_footnote_2():
+    rng = np.random.default_rng(11)
+    pred, target = _pose(rng, (3, 11)), _pose(rng, (3, 11))
+    got = float(losses.eq3(pred, target, mean=True))
+    np.testing.assert_allclose(got, _ref_reconstruction_mse(pred, target), rtol=1e-5)
+    # The two reductions differ by the constant 12 T (T = 11 frames), whatever the batch.
+    np.testing.assert_allclose(float(losses.eq3(pred, target)), 12 * 11 * got, rtol=1e-5)
+    # Leading axes are all averaged: [2, 3, T, 6] = the mean over the 6 sequences.
+    pred4, target4 = _pose(rng, (2, 3, 5)), _pose(rng, (2, 3, 5))
+    np.testing.assert_allclose(
+        float(losses.eq3(pred4, target4, mean=True)),
+        _ref_reconstruction_mse(pred4, target4),
+        rtol=1e-5,
+    )
+    assert float(losses.eq3(target, target, mean=True)) == 0.0
+
+
+def test_eq3_mean_reduction_compares_rotations_not_angles():
+    rng = np.random.default_rng(12)
+    target = _pose(rng, (2, 7))
+    pred = target.copy()
+    pred[..., 1] += 2 * np.pi
+    pred[..., 3:] += 0.5
+    # Only the 3 translations of the 12 values differ, by 0.5 each.
+    np.testing.assert_allclose(float(losses.eq3(pred, target, mean=True)), 3 * 0.25 / 12, rtol=1e-4)
+
+
+def test_pose_squared_error_entries():
+    rng = np.random.default_rng(13)
+    pred, target = _pose(rng, (2, 4)), _pose(rng, (2, 4))
+    err = np.asarray(hm.pose_squared_error(pred, target))
+    assert err.shape == (2, 4, 12)
+    for b in range(2):
+        for t in range(4):
+            rot = (_ref_rotation(pred[b, t, :3]) - _ref_rotation(target[b, t, :3])) ** 2
+            np.testing.assert_allclose(err[b, t, :9], rot.ravel(), rtol=1e-4, atol=1e-7)
+            np.testing.assert_allclose(
+                err[b, t, 9:], (pred[b, t, 3:] - target[b, t, 3:]) ** 2, rtol=1e-4, atol=1e-7
+            )
 
 
 def test_eq4_pose_smoothness():

@@ -107,6 +107,35 @@ def test_training_runs_both_phases_and_writes_metrics(trained):
     assert step == 5 and int(tree["step"]) == 5
 
 
+def test_joint_loss_recon_follows_config_reduction(corpus):
+    """loss.recon_mean picks Eq. 3's reduction: the MSE is the sum / (12 T); absent = sum."""
+    c = _tiny_config(corpus)
+    model = head_motion.build_model(loop.model_config(c))
+    clips, _ = head_motion.load_data(c, "")
+    from talkingjax.data import sampling
+
+    frames = head_motion.window_frames(c)
+    sampler = sampling.TripletSampler(sampling.prepare_videos(clips, 25.0), frames, 25.0, 0)
+    batch = sampler.sample(0, 4)
+    mesh = parallel.make_mesh(1)
+    opt = optax.sgd(0.0)
+    recon = {}
+    for mean in (None, False, True):
+        cfg = c.loss.copy_and_resolve_references()
+        if mean is None:
+            del cfg["recon_mean"]  # a workdir written before the field existed
+        else:
+            cfg.recon_mean = mean
+        update = loop.make_update(head_motion.joint_loss, model, cfg, opt)
+        update = parallel.data_parallel(update, mesh)
+        variables = head_motion.init_variables(c, model)  # the update donates its state
+        state = parallel.replicate(loop.init_state(variables, opt), mesh)
+        _, metrics = update(state, parallel.shard_batch(batch, mesh))
+        recon[mean] = float(metrics["recon"])
+    assert recon[None] == recon[False]
+    np.testing.assert_allclose(recon[True] * 12 * frames, recon[False], rtol=1e-4)
+
+
 def test_data_parallel_update_matches_single_device(corpus):
     """Gradients averaged over 4 devices = gradients of the whole batch on one device."""
     assert jax.device_count() == 4

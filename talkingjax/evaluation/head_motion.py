@@ -11,6 +11,7 @@ workdir: the figure of real vs predicted (pattern and audio-only) angles of a fe
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -55,14 +56,18 @@ def plot_curves(curves: list[dict], fps: float, path: str, rows: tuple[str, ...]
 
 
 def evaluate_workdir(
-    workdir: str, step: int | None = None, part: str | None = None, out_dir: str | None = None
+    workdir: str,
+    step: int | None = None,
+    part: str | None = None,
+    out_dir: str | None = None,
+    smooth_sigmas: Sequence[float] = (),
 ) -> dict:
     """The pose table of one paper-000 workdir on its held-out part, and its curves figure.
 
     Writes `<out_dir>/pose_table.md`, `pose_table.json` and `pose_curves.png` (default
     out_dir `<workdir>/eval`). Returns `pose_table.evaluate_workdirs`' results.
     """
-    results = pose_table.evaluate_workdirs([workdir], out_dir, step, part)
+    results = pose_table.evaluate_workdirs([workdir], out_dir, step, part, smooth_sigmas)
     out_dir = out_dir or os.path.join(workdir, "eval")
     rows = (YI2022_NAME, pose_table.AUDIO_ONLY.format(YI2022_NAME))
     curves = [c for c in results["curves"] if all(r in c for r in rows)]

@@ -21,6 +21,10 @@ Rows, all scored by the same code on the same frames:
 - one per predictor ("yi2022 (paper 000)" = ours: D_m(audio, E_m(reference part)));
 - "<name>, audio only": paper 000's decoder with the pattern zeroed (for every paper-000
   predictor, i.e. one holding a `HeadMotionPredictor` as `.predictor`);
+- "<name>, gaussian sigma <s>" (`evaluate_workdirs(..., smooth_sigmas=(s, ...))`, `eval_pose
+  --smooth_sigma`): the row's predicted pose through paper 003's Gaussian filter (Eq. 1,
+  `video.reconstruct.smooth_pose`, sigma in frames, edges "nearest") at inference
+  (`SmoothedPredictor`; no retrieval or audio-only row of its own: the pattern is the same);
 - "real pose": the held-out pose scored against itself (distances 0, HS 1, and the real value
   of the reference-free metrics: the real angular speed);
 - "replay reference": the reference part replayed over the predicted part, mirrored at each
@@ -82,6 +86,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -94,6 +99,7 @@ from talkingjax.predict.head_motion import HeadMotionPredictor
 from talkingjax.predict.peers import load_predictor
 from talkingjax.train import checkpoint
 from talkingjax.train import head_motion as trainer
+from talkingjax.video.reconstruct import smooth_pose
 
 REAL, MEAN, RANDOM = "real pose", "mean pose", "random real"
 REPLAY, STATIC = "replay reference", "static reference mean"
@@ -308,6 +314,44 @@ def _check_prediction(name: str, pred, frames: int) -> np.ndarray:
     if not np.all(np.isfinite(pred)):
         raise InputError(f"{name}: prediction contains NaN or infinite values")
     return pred
+
+
+class SmoothedPredictor:
+    """A predictor whose predicted pose goes through paper 003's Gaussian filter (Eq. 1,
+    `smooth_pose`) per pose column: post-processing at inference, the model is unchanged.
+
+    Holds the wrapped predictor as `.inner` (not `.predictor`: no audio-only row of its own)
+    and has no pattern of its own (`has_pattern` False: its retrieval is the inner one's).
+    """
+
+    has_pattern = False
+
+    def __init__(self, inner, sigma_frames: float, name: str | None = None):
+        if sigma_frames <= 0:
+            raise InputError(f"Gaussian sigma must be > 0 frames, got {sigma_frames}")
+        self.inner = inner
+        self.sigma_frames = float(sigma_frames)
+        self.name = name or f"{inner.name}, gaussian sigma {sigma_frames:g}"
+        self.fps = inner.fps
+        stride = getattr(inner, "stride", None)
+        if stride is not None:
+            self.stride = stride
+
+    def predict(self, mfcc, reference_pose, frames: int, seed: int = 0) -> np.ndarray:
+        """[frames, 6]: the inner prediction filtered along time."""
+        pred = np.asarray(self.inner.predict(mfcc, reference_pose, frames, seed=seed))
+        return smooth_pose(pred, self.sigma_frames)
+
+
+def smoothed_predictors(predictors: list, sigmas: Sequence[float]) -> list[SmoothedPredictor]:
+    """One `SmoothedPredictor` per (predictor, sigma), predictor-major, named after the
+    predictors' unique row names ("<row>, gaussian sigma <s>")."""
+    names, _ = _row_names(predictors)
+    return [
+        SmoothedPredictor(p, s, f"{name}, gaussian sigma {float(s):g}")
+        for name, p in zip(names, predictors, strict=True)
+        for s in sigmas
+    ]
 
 
 def _rows_per_frame(predictor) -> int:
@@ -623,6 +667,7 @@ def evaluate_workdirs(
     out_dir: str | None = None,
     step: int | None = None,
     part: str | None = None,
+    smooth_sigmas: Sequence[float] = (),
 ) -> dict:
     """Evaluates the predictors of several workdirs on the first one's held-out data.
 
@@ -632,6 +677,8 @@ def evaluate_workdirs(
       step: checkpoint step (default: the latest).
       part: the held-out part of a split file ("val", "test"; default the first config's
         `data.eval_part`); refused for data without a split file.
+      smooth_sigmas: Gaussian sigmas (frames): each adds a `SmoothedPredictor` row per
+        workdir after the workdirs' own rows ("<row>, gaussian sigma <s>").
 
     Returns the `evaluate_predictors` results plus "workdirs" and "part" (all but "curves"
     written to pose_table.json).
@@ -654,6 +701,7 @@ def evaluate_workdirs(
     if not test_clips:
         raise InputError(f"the dataset has no clips in the held-out part {part!r}")
     predictors = [load_predictor(w, step) for w in workdirs]
+    predictors += smoothed_predictors(predictors, smooth_sigmas)
     results = evaluate_predictors(
         predictors, train_clips, test_clips, config.eval, seed=config.get("seed", 0)
     )

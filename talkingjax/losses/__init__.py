@@ -3,7 +3,8 @@
 Paper 000 (Yi et al. 2022), head motion (`head_motion.py`):
   Eq. 1  pattern_contrastive      L_contra(E_m), margin tau = 2
   Eq. 2  head_motion_objective    L_recon + 5 L_smooth + L_contra + L_contra2
-  Eq. 3  pose_reconstruction      rotation-matrix MSE + translation MSE
+  Eq. 3  pose_reconstruction      squared rotation-matrix + translation errors: MSE (mean=True,
+                                  footnote 2) or summed over frames and values
   Eq. 4  pose_smoothness          first and second differences
   Eq. 5  pose_contrastive         L_contra2(E_m, D_m), margin tau2 = 2
 

@@ -78,8 +78,17 @@ def pretrain_loss(params, batch_stats, batch, model, loss_cfg):
     return contra, ({"loss": contra, "contra": contra}, batch_stats)
 
 
+def recon_mean(loss_cfg) -> bool:
+    """Eq. 3's reduction: `loss.recon_mean` (True = the paper's mean square error, False =
+    summed over frames and values; `losses.pose_reconstruction`). Workdirs written before the
+    field existed trained with the sum."""
+    return bool(loss_cfg.get("recon_mean", False))
+
+
 def joint_loss(params, batch_stats, batch, model, loss_cfg):
     """Phase 2 objective: Eq. 2 = Eq. 3 + l1 Eq. 4 + l2 Eq. 1 + l3 Eq. 5.
+
+    Eq. 3's reduction is `recon_mean(loss_cfg)`.
 
     D_m decodes the anchor's audio with all three patterns in one call: index 0 is the
     reconstruction y_f of Eq. 3/4, indices 0-2 are the three predictions of Eq. 5.
@@ -95,7 +104,7 @@ def joint_loss(params, batch_stats, batch, model, loss_cfg):
         method=HeadMotionModel.decode,
         mutable=["batch_stats"],
     )
-    recon = losses.pose_reconstruction(y[:, 0], pose[:, 0])
+    recon = losses.pose_reconstruction(y[:, 0], pose[:, 0], mean=recon_mean(loss_cfg))
     smooth = losses.pose_smoothness(y[:, 0])
     contra = losses.pattern_contrastive(x[:, 0], x[:, 1], x[:, 2], tau=loss_cfg.tau)
     contra2 = losses.pose_contrastive(y[:, 0], y[:, 1], y[:, 2], tau2=loss_cfg.tau2)
