@@ -46,7 +46,11 @@ _STILL = flags.DEFINE_bool("still", False, "No head motion.")
 _SEED = flags.DEFINE_integer(
     "seed", 0, "0: the pattern of the whole target video; other: of a random stretch of it."
 )
-_BLEND = flags.DEFINE_float("blend", 1.0, "Weight of the background frame's head angles.")
+_BLEND = flags.DEFINE_float(
+    "blend", generation.Controls.blend,
+    "Weight of the background frame's head angles (0: the predicted angles, the real head "
+    "turned to them; 1: the paper's, the background frame's own).",
+)  # fmt: skip
 _RETIME = flags.DEFINE_float(
     "retime_speed", generation.Controls.retime_speed,
     "Background retiming limit in target frames per output frame (0 = none).",

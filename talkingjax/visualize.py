@@ -39,11 +39,23 @@ def _render_weights_batch(model, coeffs, weights, camera):
     ]
 
 
-def _batched(fn, coeffs: coeffs_lib.FaceCoeffs, batch: int, *args) -> list[np.ndarray]:
-    """`fn(coeffs[i:i + batch], *args)` over the frames, each output concatenated over
-    them. The last batch is padded to `batch` frames, so one compiled program serves every
-    call with the same model, batch and camera (module-level jit: nothing re-traces)."""
-    total = int(coeffs.angles.shape[0])
+@functools.partial(jax.jit, static_argnames=("camera",))
+def _render_motion_batch(model, coeffs_and_angles, camera):
+    coeffs, angles_from = coeffs_and_angles
+    verts = model_lib.shape(model, coeffs.id, coeffs.exp)
+    to = model_lib.rigid_transform(verts, coeffs.angles, coeffs.trans)
+    before = model_lib.rigid_transform(verts, angles_from, coeffs.trans)
+    moved = camera_lib.project(camera, before) - camera_lib.project(camera, to)
+    out = face_render.render_mesh(to, model.triangles, moved, camera)
+    return out.image, out.mask
+
+
+def _batched(fn, coeffs, batch: int, *args) -> list[np.ndarray]:
+    """`fn(coeffs[i:i + batch], *args)` over the frames (`coeffs`: any pytree of arrays with
+    the frames first, e.g. `FaceCoeffs`), each output concatenated over them. The last batch
+    is padded to `batch` frames, so one compiled program serves every call with the same
+    model, batch and camera (module-level jit: nothing re-traces)."""
+    total = int(jax.tree.leaves(coeffs)[0].shape[0])
     outs: list[list[np.ndarray]] = []
     for i in range(0, total, batch):
         index = np.minimum(np.arange(i, i + batch), total - 1)
@@ -95,6 +107,35 @@ def render_weights(
     w = jnp.asarray(weights, jnp.float32)
     (out,) = _batched(lambda c: _render_weights_batch(model, c, w, camera), coeffs, batch)
     return out
+
+
+def render_motion(
+    model: model_lib.MorphableModel,
+    coeffs: coeffs_lib.FaceCoeffs,
+    size: int,
+    angles_from: np.ndarray,
+    batch: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of a face drawn at `coeffs` was when the head had `angles_from`.
+
+    The mesh of `coeffs` (identity, expression, translation) is drawn at its own angles with
+    the image displacement of each vertex as its attribute: moved from `coeffs.angles` back
+    to `angles_from`, in pixels at `size`. A pixel p of the face at the new pose shows the
+    point that sat at p + flow[p] in a frame with the old pose (what
+    `talkingjax.generation.warp` samples to turn a real head).
+
+    Args:
+      coeffs: batch [T]. angles_from: [T, 3] radians, the pose each frame's head had.
+
+    Returns:
+      (flow [T, S, S, 2] float32 (dx, dy) pixels, 0 off the mesh; masks [T, S, S]).
+    """
+    camera = camera_lib.Camera().scaled(size)
+    angles = jnp.asarray(angles_from, jnp.float32)
+    flow, masks = _batched(
+        lambda c: _render_motion_batch(model, c, camera), (coeffs, angles), batch
+    )
+    return flow, masks
 
 
 def overlay_rows(crops: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -231,6 +272,17 @@ def write_video(
         writer.write(frames)
 
 
+def _save_figure(fig, path: str) -> None:
+    """A matplotlib figure as a PNG, atomically, then closed."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
 def plot_pose(path: str, pose: np.ndarray, fps: float, title: str = "") -> None:
     """Pose curves (angles in degrees, translation in cm) over time, as a PNG, atomically."""
     import matplotlib
@@ -252,8 +304,37 @@ def plot_pose(path: str, pose: np.ndarray, fps: float, title: str = "") -> None:
         ax.grid(alpha=0.3)
     if title:
         axes[0].set_title(title)
-    fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    _save_figure(fig, path)
+
+
+def plot_pose_curves(
+    path: str, curves: dict[str, np.ndarray], fps: float, title: str = "", centred: bool = True
+) -> None:
+    """Head angles of several pose sequences, one panel per axis, as a PNG, atomically.
+
+    Args:
+      curves: name -> [T, >= 3] angles in radians (e.g. "predicted", "output (tracked)",
+        "target video (tracked)"); NaN rows (lost frames) leave gaps.
+      centred: draw each curve minus its mean (motion, not rest orientation, compared).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(3, 1, figsize=(9, 6.5), sharex=True)
+    for name, pose in curves.items():
+        a = np.degrees(np.asarray(pose, np.float64)[:, :3])
+        if centred:
+            a = a - np.nanmean(a, axis=0)
+        t = np.arange(len(a)) / fps
+        for j in range(3):
+            axes[j].plot(t, a[:, j], label=name, linewidth=1.2)
+    for j, axis in enumerate(("pitch (x)", "yaw (y)", "roll (z)")):
+        axes[j].set_ylabel(f"{axis}, deg" + (" - mean" if centred else ""))
+        axes[j].grid(alpha=0.3)
+    axes[0].legend(loc="upper right", fontsize=8, ncol=len(curves))
+    axes[-1].set_xlabel("time (s)")
+    if title:
+        axes[0].set_title(title)
+    _save_figure(fig, path)

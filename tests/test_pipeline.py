@@ -57,9 +57,11 @@ def test_generate_writes_the_speech_length_video_over_matched_backgrounds(
     assert (int(streams["video"]["width"]), int(streams["video"]["height"])) == (128, 128)
     assert abs(float(streams["audio"]["duration"]) - 3.0) < 1.5 / FPS
     assert int(generation_eval.streams(side)["video"]["width"]) == 256  # target | output
-    # Every output frame sits on a frame of the target, in that frame's head position.
+    # Every output frame sits on a frame of the target, in that frame's head position, turned
+    # to the predicted angles (blend 0, the default).
     assert result.background.min() >= 0 and result.background.max() < target.num_frames
-    np.testing.assert_allclose(result.pose, target.pose[result.background], atol=1e-6)
+    np.testing.assert_allclose(result.pose[:, 3:], target.pose[result.background, 3:], atol=1e-6)
+    np.testing.assert_allclose(result.pose[:, :3], result.predicted_pose[:, :3], atol=1e-6)
     assert result.exp.shape == (frames, target.coeffs.exp.shape[-1])
     # Off the face the output is the background frame (the paste only touches the face).
     decoded = np.stack(list(tracking.read_frames(out)))
@@ -85,6 +87,19 @@ def test_personalisation_is_cached_by_video_content(personalized, target_video, 
     # Other tuning options are another personalisation (and would train).
     with pytest.raises(AssertionError, match="recomputed"):
         generation.personalize(target_video[0], models, cache, generation.TuneOptions(40, 3, 2))
+
+
+def test_a_target_without_speech_keeps_the_general_expression_model(
+    personalized, target_video, tmp_path
+):
+    models, _, cache = personalized
+    silent = str(tmp_path / "silent.mp4")
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", target_video[0], "-an", "-c:v", "copy", silent],
+        check=True,
+    )
+    target = generation.personalize(silent, models, cache, generation.TuneOptions(40, 2, 0))
+    assert target.expression == models.expression and target.pattern is not None
 
 
 def test_controls_change_the_motion(personalized, tmp_path):

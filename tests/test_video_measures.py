@@ -6,6 +6,7 @@ dark rim along the face hull, as a mismatched paste leaves)."""
 
 import dataclasses
 import functools
+import os
 import types
 
 import cv2
@@ -91,6 +92,37 @@ def test_uniform_turn_speed_and_cubic_jerk():
     cubic[:, 2] = np.radians(5.0 * t**3)  # roll = 5 t^3 deg: third derivative 30 deg/s^3
     assert vm.jerk(cubic, FPS) == pytest.approx(30.0, rel=1e-6)
     assert vm.angle_std(turn)[0] == pytest.approx(np.degrees(turn[:, 0]).std())
+
+
+def test_step_percentile_and_rest_jitter():
+    # 200 steps of yaw: 198 of 0.1 deg, two of 5 deg. The 99th percentile interpolates between
+    # the 198th and 199th sorted steps (NumPy's linear rule); the max is the jump.
+    steps = np.full(200, 0.1)
+    steps[[50, 150]] = 5.0
+    angles = np.zeros((201, 3))
+    angles[1:, 1] = np.radians(np.cumsum(steps))
+    want = np.percentile(np.sort(steps), 99.0)
+    assert vm.step_percentile(angles, 99.0) == pytest.approx(want, rel=1e-6)
+    assert vm.step_percentile(angles, 100.0) == pytest.approx(vm.max_step(angles))
+    # Jitter: a slow turn plus white noise of 0.5 deg on pitch. The turn is linear, so the
+    # moving average leaves only the noise, shrunk by sqrt(1 - 1/5) (the average includes it).
+    rng = np.random.default_rng(0)
+    t = np.arange(4000)
+    noisy = np.zeros((4000, 3))
+    noisy[:, 0] = np.radians(0.01 * t + 0.5 * rng.standard_normal(4000))
+    noisy[:, 2] = np.radians(0.02 * t)
+    jitter = vm.rest_jitter(noisy)
+    assert jitter[0] == pytest.approx(0.5 * np.sqrt(1 - 1 / 5), rel=0.05)
+    assert jitter[1] == 0.0 and jitter[2] == pytest.approx(0.0, abs=1e-9)
+    # Frames whose window holds a lost frame are left out; all lost: nan.
+    jumped = noisy.copy()
+    jumped[2000:2010, 0] += np.radians(30.0)  # a tracking slip over 10 lost frames
+    valid = np.ones(4000, bool)
+    valid[2000:2010] = False
+    assert vm.rest_jitter(jumped)[0] > 1.2 * jitter[0]
+    assert vm.rest_jitter(jumped, valid)[0] == pytest.approx(jitter[0], rel=0.02)
+    every_third = np.arange(4000) % 3 != 0  # every 5-frame window holds a lost frame
+    assert np.isnan(vm.rest_jitter(noisy, every_third)[0])
 
 
 # ----------------------------------------------------------------------------- correlation
@@ -364,3 +396,18 @@ def test_blur_seam_and_lost_frames_of_an_edited_copy(talking_analysis, edited):
     pasted = [f for f in SEAMED if f in measured]
     seam, real = edited.seam_contrast(), talking_analysis.seam_contrast()
     assert mean(seam, edited, pasted) > 2.0 * mean(real, sharp, pasted)  # measured 2.8x
+
+
+def test_pose_curves_plot_is_written_whole_with_gaps(tmp_path):
+    from talkingjax import visualize
+
+    t = np.arange(100) / FPS
+    tracked = np.zeros((100, 6))
+    tracked[:, 1] = np.radians(3.0) * np.sin(2 * np.pi * t)
+    tracked[40:45] = np.nan  # lost frames
+    path = str(tmp_path / "curves.png")
+    visualize.plot_pose_curves(path, {"predicted": tracked * 0.5, "tracked": tracked}, FPS, "x")
+    image = cv2.imread(path)
+    assert image is not None and image.shape == (650, 900, 3)
+    assert image.std() > 10  # curves and text, not a blank canvas
+    assert os.listdir(tmp_path) == ["curves.png"]

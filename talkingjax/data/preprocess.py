@@ -4,9 +4,10 @@ One clip (`preprocess_video`): probe the video (`talkingjax.video.tracking.probe
 reject it if too short -> speech features of its audio track (checked against the video's
 length before anything expensive) -> decode it once for MediaPipe tracking
 (`tracking.track_video`) and a `FrameScan` (frame differences, whole-frame face detections)
--> screen it (`screen_track`: face too small, several faces, a cut) -> crop every frame
-around the face and fit the morphable model to the whole video (`talkingjax.video.reconstruct`)
--> write, each file atomically (temporary file in the same directory + `os.replace`):
+-> screen it (`screen_track`: face too small, turned away, several faces, a cut) -> crop every
+frame around the face and fit the morphable model to the whole video
+(`talkingjax.video.reconstruct`) -> write, each file atomically (temporary file in the same
+directory + `os.replace`):
 
     <out>/coeffs/<clip_id>.mat    `coeff` [T, D] + `transform_params` [T, 5] for all T video
                                   frames (`talkingjax.face3d.coeffs.write_mat`): the raw fit
@@ -37,10 +38,10 @@ option. `silent_clips=False` skips such videos instead.
 Skip reasons. Every clip ends processed or skipped with a one-line reason and a category
 (`skip_kind`, `SKIP_KINDS`): "too short" (under `ScreenConfig.min_video_seconds`, or audio
 under 1 s), "irregular frame rate" (variable rate or irregular timestamps: `probe_video`),
-"face too small", "several faces", "cut" (the screening, `ScreenConfig`: thresholds and
-their meaning), "face lost" / "no face" (tracking), "no audio track" / "silent audio" (only
-without `silent_clips`), "audio and video lengths differ", "frame too small", "unreadable",
-"internal error" (a bug: the traceback is in the clip's report), "other".
+"face too small", "turned away", "several faces", "cut" (the screening, `ScreenConfig`:
+thresholds and their meaning), "face lost" / "no face" (tracking), "no audio track" / "silent
+audio" (only without `silent_clips`), "audio and video lengths differ", "frame too small",
+"unreadable", "internal error" (a bug: the traceback is in the clip's report), "other".
 
 Resuming. A clip is *finished* iff `clips/<clip_id>.npz` exists. A run (`preprocess`) skips
 finished clips, so an interrupted run is resumed by running it again. A clip interrupted
@@ -283,6 +284,14 @@ class ScreenConfig:
         difference of the frames within `cut_window_seconds` around it (a jump out of the
         clip's usual motion, not fast motion or camera shake).
       cut_window_seconds: half-width of that neighbourhood.
+      max_yaw_deg: a frame's face is turned away if its `face_yaws` estimate exceeds this
+        many degrees (MediaPipe's landmarks flatten large turns: a rendered head turned
+        45 / 60 / 85 degrees reads about 35 / 40-43 / 38-48; frontal talking heads read
+        under 15).
+      max_turned_fraction: the clip is rejected ("turned away") if the face is turned away
+        in more than this fraction of its tracked frames; 1.0 (the default) never rejects --
+        the corpus keeps its turned clips, a target video (`generation.personalization`)
+        asks for less.
 
     The cut detector finds shot changes (another picture: colours and layout change at
     once). Jump cuts -- an edit inside one shot, where the head jumps but the picture stays
@@ -303,6 +312,8 @@ class ScreenConfig:
     cut_min_hist: float = 0.25
     cut_min_ratio: float = 4.0
     cut_window_seconds: float = 1.0
+    max_yaw_deg: float = 35.0
+    max_turned_fraction: float = 1.0
 
 
 THUMB_SIZE = 32
@@ -364,6 +375,28 @@ def face_sizes(landmarks: np.ndarray, detected: np.ndarray) -> np.ndarray:
     extent = pts.max(axis=1) - pts.min(axis=1)
     size = np.sqrt(np.clip(extent[:, 0], 0, None) * np.clip(extent[:, 1], 0, None))
     return np.where(np.asarray(detected, bool), size, np.nan)
+
+
+#: MediaPipe face-mesh points on the left and right edge of the face at the cheekbones.
+_CHEEK_POINTS = (234, 454)
+
+
+def face_yaws(landmarks: np.ndarray) -> np.ndarray:
+    """[T] how far the tracked face is turned left or right (degrees, unsigned): the angle of
+    the line between the face's edges at the cheekbones (MediaPipe points 234 and 454) out of
+    the image plane, from the landmarks' x and depth z (`tracking.Track`: same pixel units).
+    MediaPipe's landmarks flatten large turns (`ScreenConfig.max_yaw_deg`)."""
+    pts = np.asarray(landmarks, np.float64)
+    d = pts[:, _CHEEK_POINTS[1]] - pts[:, _CHEEK_POINTS[0]]
+    return np.degrees(np.abs(np.arctan2(d[:, 2], np.abs(d[:, 0]))))
+
+
+def _frames_text(frames: np.ndarray, total: int) -> str:
+    """'frames 12-80, 95 (70 of 110)' of [T] bool `frames`."""
+    from talkingjax.video import tracking
+
+    ranges = tracking.lost_ranges(~np.asarray(frames, bool))
+    return f"frames {tracking.format_ranges(ranges)} ({int(np.sum(frames))} of {total})"
 
 
 def landmark_steps(landmarks: np.ndarray, detected: np.ndarray) -> np.ndarray:
@@ -498,7 +531,8 @@ def screen_track(track, scan: FrameScan, path: str, config: ScreenConfig = Scree
       the report's "screen" section (measurements of a clip that passes).
 
     Raises:
-      ClipRejected: "face too small", "several faces" or "cut", with the measurements.
+      ClipRejected: "face too small", "turned away", "several faces" or "cut", with the
+        measurements and the frames concerned.
     """
     fps = float(track.fps)
     detected = np.asarray(track.detected, bool)
@@ -522,19 +556,30 @@ def screen_track(track, scan: FrameScan, path: str, config: ScreenConfig = Scree
         "faces_sampled_frames": judged,
         "other_face_frames": hits,
     }
+    turned = detected & (face_yaws(track.landmarks) > config.max_yaw_deg)
+    details["turned_frames"] = int(turned.sum())
     if face_px < config.min_face_px:
+        small = detected & (sizes < config.min_face_px)
         raise ClipRejected(
             "face too small",
             f"{path}: face too small: {face_px:.0f} px (median sqrt area of the landmark box; "
-            f"at least {config.min_face_px:g} px needed)",
+            f"at least {config.min_face_px:g} px needed) in {_frames_text(small, len(small))}",
+            details,
+        )
+    if turned.sum() > config.max_turned_fraction * detected.sum():
+        raise ClipRejected(
+            "turned away",
+            f"{path}: face turned away (over {config.max_yaw_deg:g} degrees) in "
+            f"{_frames_text(turned, len(turned))}; at most {config.max_turned_fraction:.0%} "
+            "of the frames may be",
             details,
         )
     if len(hits) >= max(2, config.several_faces_min_fraction * judged):
         raise ClipRejected(
             "several faces",
             f"{path}: several faces: another face at least {config.other_face_min_ratio:.0%} of "
-            f"the tracked one's size in {len(hits)} of {judged} sampled frames (first at "
-            f"{hits[0] / fps:.2f} s)",
+            f"the tracked one's size in {len(hits)} of {judged} sampled frames (frames "
+            f"{', '.join(map(str, hits[:8]))}{', ...' if len(hits) > 8 else ''})",
             details,
         )
     if cuts.size:
@@ -586,6 +631,7 @@ SKIP_KINDS = {
     "irregular frame rate": ("variable frame rate", "irregular frame timestamps"),
     "face too small": ("face too small",),
     "several faces": ("several faces",),
+    "turned away": ("face turned away",),
     "cut": ("a cut (scene change)",),
     "face lost": ("face lost in frames",),
     "no face": ("no face found",),
@@ -757,7 +803,8 @@ def preprocess_video(
     Raises:
       InputError: not a readable video, too short, no audio track or silent audio (unless
         `silent_clips`), no trackable face, bad audio, video and audio of different lengths;
-        `ClipRejected` (an `InputError`) for a face too small, several faces or a cut.
+        `ClipRejected` (an `InputError`) for a face too small or turned away, several faces
+        or a cut.
         Nothing but temporary files is written before all of the work succeeded, and those
         are removed.
     """

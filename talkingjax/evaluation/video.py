@@ -7,7 +7,8 @@ measures of `talkingjax.metrics.video` off the two analyses:
 
 - head motion: mean angular speed (deg/s), jerk (deg/s^3), the largest frame-to-frame
   rotation (deg) and the per-axis angle std (deg), for the output and the target, and the
-  output / target ratios;
+  output / target ratios; the target's 99th-percentile step and its rest jitter (per-axis std
+  about a 5-frame moving average, deg);
 - when the pose the pipeline predicted (or rendered) is given: per-axis Pearson r of the
   output's tracked angles with it (each axis minus its mean), and the lag (frames, |lag| <=
   `MAX_LAG`) at which the mean r peaks (> 0: the video moves later than predicted);
@@ -282,6 +283,16 @@ def pose_agreement(output: VideoAnalysis, pose: np.ndarray, name: str = "") -> d
     }
 
 
+def tracked_pose_difference(a: VideoAnalysis, b: VideoAnalysis) -> float | None:
+    """Mean absolute difference in degrees of two videos' tracked head angles over the frames
+    found in both (None if none): how differently two outputs of one speech move the head."""
+    n = min(a.num_frames, b.num_frames)
+    ok = a.detected[:n] & b.detected[:n]
+    if not ok.any():
+        return None
+    return _num(float(np.degrees(np.abs(a.pose[:n, :3] - b.pose[:n, :3])[ok].mean())))
+
+
 def compare(
     output: VideoAnalysis,
     target: VideoAnalysis,
@@ -318,6 +329,10 @@ def compare(
         out[key] = _num(mo[key])
         out[f"{key}_target"] = _num(mt[key])
         out[f"{key.rsplit('_deg', 1)[0]}_ratio"] = _ratio(mo[key], mt[key])
+    out["max_step_p99_deg_target"] = _num(vm.step_percentile(target.pose, 99.0, target.detected))
+    out["rest_jitter_deg_pitch_yaw_roll_target"] = [
+        _num(x) for x in vm.rest_jitter(target.pose, target.detected)
+    ]
     std_o = vm.angle_std(output.pose, output.detected)
     std_t = vm.angle_std(target.pose, target.detected)
     out["angle_std_deg_pitch_yaw_roll"] = [_num(x) for x in std_o]

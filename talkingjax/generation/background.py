@@ -415,8 +415,10 @@ def adjust_pose(
     - the angles become `(1 - blend) * pred + blend * ref[indices]`: `blend = 1` (the 2020
       code, which copies all six numbers) gives exactly the background's head orientation, so
       face and hair / neck agree and the predicted motion survives only through the choice
-      and retiming of backgrounds; `blend < 1` keeps some of the predicted orientation at the
-      cost of a face slightly turned against its hair; `blend = 0` keeps the predicted angles.
+      and retiming of backgrounds; `blend < 1` keeps some of the predicted orientation, and
+      `talkingjax.generation` then turns the background frame's real head to it
+      (`talkingjax.generation.warp`) so face and hair agree again; `blend = 0` keeps the
+      predicted angles.
       Blending Euler angles linearly is fine for head poses, which stay far from +-pi.
 
     Args:

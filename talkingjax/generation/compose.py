@@ -3,14 +3,17 @@
 `generate` strings the steps together, one progress stage each:
 
 1. predict pose and expression: head pose from the speech and the motion pattern (decoder
-   D_m, scaled about its mean by `Controls.pose_scale`; or the given `Controls.pose`),
+   D_m, moved to the target's rest orientation and scaled about it by `Controls.pose_scale`,
+   `motion.about_rest`; or the given `Controls.pose`),
    expression from the speech with the target's fine-tuned regressor
    (`talkingjax.generation.motion`);
 2. background matching (Sec. IV-B2): keyframes of the predicted pose matched to frames of the
    target video, the background index interpolated between them, the pose adjusted to its
    background (`talkingjax.generation.controls.plan_motion`);
-3. render, refine, paste, write (`_Frames`, chunk by chunk): rendering with the target's
-   identity, albedo and lighting over the cropped background frame, the GAN over windows of
+3. render, refine, paste, write (`_Frames`, chunk by chunk): the background frame's real
+   head turned to the rendered angles where they are not its own (`Controls.blend` < 1;
+   `talkingjax.generation.warp`), rendering with the target's identity, albedo and lighting
+   over the cropped background frame, the GAN over windows of
    three composed frames (Sec. IV-B3; none with `Controls.refine` False), paste-back into the
    full background frames (`talkingjax.generation.paste`: the whole face, or with
    `Controls.region` "mouth" only the region speech moves), and an mp4 with the speech as its
@@ -30,7 +33,7 @@ from talkingjax import audio, predict, visualize
 from talkingjax.data import gan_pairs
 from talkingjax.face3d import default
 from talkingjax.face3d import fit as fit_lib
-from talkingjax.generation import motion, paste
+from talkingjax.generation import motion, paste, warp
 from talkingjax.generation.controls import (
     Controls,
     check_controls,
@@ -42,6 +45,7 @@ from talkingjax.generation.controls import (
 from talkingjax.generation.models import Models, gan_size
 from talkingjax.generation.personalization import Target
 from talkingjax.progress import Progress
+from talkingjax.video import tracking
 
 FRAMES_STAGE = "render, refine, paste, write"
 
@@ -54,8 +58,8 @@ class Result:
       path: the mp4.
       num_frames: frames written.
       fps: their rate.
-      predicted_pose: [F, 6] pose from the speech (after `pose_scale`), or the given
-        `Controls.pose`, before matching.
+      predicted_pose: [F, 6] pose from the speech (at the target's rest orientation, after
+        `pose_scale`), or the given `Controls.pose`, before matching.
       pose: [F, 6] the pose rendered (adjusted to the backgrounds).
       exp: [F, K] expression rendered.
       background: [F] target frame behind each output frame.
@@ -94,6 +98,21 @@ class _Frames:
         self.weights = (
             paste.speech_region_weights(face_model) if controls.region == "mouth" else None
         )
+        self.people: dict[int, np.ndarray] = {}  # person masks of target frames, made once
+        self.segmenter = None
+
+    def person(self, i: int, frame: np.ndarray) -> np.ndarray:
+        """The person mask of target frame i (`tracking.person_mask`), cached."""
+        if i not in self.people:
+            if self.segmenter is None:
+                self.segmenter = tracking.person_segmenter()
+            self.people[i] = tracking.person_mask(self.segmenter, frame)
+        return self.people[i]
+
+    def close(self) -> None:
+        if self.segmenter is not None:
+            self.segmenter.close()
+            self.segmenter = None
 
     def chunk(
         self, exp: np.ndarray, pose: np.ndarray, idx: np.ndarray, frames: list[np.ndarray]
@@ -111,7 +130,21 @@ class _Frames:
             trans=pose[:, 3:].astype(np.float32),
         )
         render, mask = gan_pairs.render_frames(self.model, coeffs, s, self.target.albedo)
-        back = np.stack([fit_lib.apply_crop(frames[i], self.params[i], (s, s)) for i in idx])
+        # The background frames, their real heads turned to the rendered angles (`warp`; as
+        # they are when the angles are theirs, blend 1).
+        own = jax.tree.map(lambda x: np.asarray(x)[idx], self.target.coeffs)
+        backs = warp.turn_heads(
+            self.model,
+            own.replace(angles=coeffs.angles),
+            own.angles,
+            [frames[i] for i in idx],
+            self.params[idx],
+            s,
+            person_of=lambda k: self.person(int(idx[k]), frames[idx[k]]),
+        )
+        back = np.stack(
+            [fit_lib.apply_crop(f, self.params[i], (s, s)) for f, i in zip(backs, idx, strict=True)]
+        )
         composed = gan_pairs.compose(render, mask, back)  # [N, S, S, 3] in [0, 1]
         if self.refiner is None:  # no GAN: the raw render over its background crop
             crops = np.clip(composed * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -125,7 +158,7 @@ class _Frames:
         return np.stack(
             [
                 paste.paste_crop(
-                    frames[i], crops[k], where[k], self.params[i], mode=self.controls.paste
+                    backs[k], crops[k], where[k], self.params[i], mode=self.controls.paste
                 )
                 for k, i in enumerate(idx)
             ]
@@ -197,8 +230,7 @@ def generate(
                     else target.pattern
                 )
             predicted = motion.predict_pose(models, wave, pattern, fps, num_frames)
-            mean = predicted.mean(axis=0)
-            predicted = (mean + controls.pose_scale * (predicted - mean)).astype(np.float32)
+            predicted = motion.about_rest(predicted, target.pose, controls.pose_scale)
         exp = motion.predict_expression(target.expression, wave, fps, num_frames)
     with progress.stage("background matching"):
         plan = plan_motion(target, predicted, controls)
@@ -231,6 +263,8 @@ def generate(
             for w in writers:
                 w.abort()
             raise
+        finally:
+            maker.close()
     return Result(
         out_path, num_frames, fps, predicted, plan.pose, exp, plan.indices, dict(progress.times)
     )

@@ -3,6 +3,7 @@
 - `motion_pattern`: a pose clip [T, 6] -> the 16-d motion behaviour pattern of the motion
   encoder E_m (paper 000 Sec. III); another seed encodes another stretch of the clip.
 - `predict_pose`: speech + pattern -> head pose [F, 6] at the video's frame rate (decoder D_m).
+- `about_rest`: a predicted pose moved to the target's rest orientation and scaled about it.
 - `predict_expression`: speech -> expression coefficients [F, K] (the audio-to-expression
   regressor, general or fine-tuned by `talkingjax.generation.personalization`).
 
@@ -124,6 +125,24 @@ def predict_pose(
     pose = _stitch(model_frames, predictor.fps, piece)
     pose = records.resample_pose(pose, predictor.fps, fps)
     return _fit_length(pose, num_frames)
+
+
+def about_rest(predicted: np.ndarray, target_pose: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """A predicted pose [F, 6] moved to the target's rest orientation and scaled about it.
+
+    The head angles keep the prediction's motion about its mean, scaled by `scale`
+    (`Controls.pose_scale`), around the mean angles of the target video's pose [T, 6]; the
+    translation is scaled about its own mean (the background's replaces it,
+    `background.adjust_pose`). Beyond the paper: the decoder's mean orientation can sit
+    degrees away from the target's (on the embedded default 10.6 degrees of pitch), and a head
+    turned to the rendered pose (`talkingjax.generation.warp`) must stay near the pose its
+    real frames show; the motion, what the pattern personalises, is the prediction's.
+    """
+    predicted = np.asarray(predicted, np.float32)
+    mean = predicted.mean(axis=0)
+    rest = mean.copy()
+    rest[:3] = np.asarray(target_pose, np.float32)[:, :3].mean(axis=0)
+    return (rest + scale * (predicted - mean)).astype(np.float32)
 
 
 def predict_expression(workdir: str, wave: np.ndarray, fps: float, num_frames: int) -> np.ndarray:

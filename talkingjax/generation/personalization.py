@@ -8,7 +8,8 @@ the video's content hash and what the stage depends on:
 2. motion pattern: the motion encoder turns the fitted head pose into the 16-d motion
    behaviour pattern (paper 000 Sec. III; `talkingjax.generation.motion`);
 3. expression fine-tune: the audio-to-expression regressor is fine-tuned on the first 300
-   frames (paper 001 personalises it so; `train.expression` with a `finetune` config);
+   frames (paper 001 personalises it so; `train.expression` with a `finetune` config); a
+   target video without speech keeps the general model;
 4. GAN fine-tune: the rendering-to-realistic GAN is fine-tuned on the same frames
    (Sec. IV-B3; `train.gan`), rendered with the model's low-frequency albedo as the paper
    fine-tunes.
@@ -19,6 +20,7 @@ motion (the photo's pose is kept), the general expression model, the pretrained 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -41,6 +43,19 @@ from talkingjax.train import gan as gan_trainer
 from talkingjax.video import reconstruct, tracking
 
 CLIP_ID = "target"
+
+# A target video's face must be usable in most of its frames, or the fit and the GAN
+# fine-tune learn from bad frames and the output pastes over them: the screening of
+# `preprocess` (face too small in over half of the tracked frames, a median; several faces;
+# a cut) and tracking's face lost in over 20% of the frames (`tracking.check_lost`) reject a
+# target, and so does a face turned away (`preprocess.face_yaws` over 35 degrees, a head
+# turned about 45 degrees or more) in over half of its frames: the paper's targets are
+# near-frontal talking heads. The corpus keeps its turned clips (`ScreenConfig` default).
+TARGET_SCREEN = preprocess.ScreenConfig(max_yaw_deg=35.0, max_turned_fraction=0.5)
+# A photo must show one face: another one at least half its size (as `ScreenConfig`'s
+# `other_face_min_ratio` judges video frames) makes it ambiguous which one should speak.
+PHOTO_MAX_FACES = 4  # faces looked for in a photo (enough to count "several")
+PHOTO_OTHER_FACE_MIN_RATIO = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +127,9 @@ class Target:
 
 def _fit_stage(video: str, out: str, face_model) -> None:
     name = os.path.splitext(os.path.basename(video))[0]
-    preprocess.preprocess_video(video, out, CLIP_ID, name, name, "train", face_model)
+    preprocess.preprocess_video(
+        video, out, CLIP_ID, name, name, "train", face_model, screen_config=TARGET_SCREEN
+    )
     preprocess.rebuild_manifest(out, fresh=[CLIP_ID])  # the trainers read clips through it
 
 
@@ -131,7 +148,14 @@ def fit_target(video: str, cache: str = cache_lib.DEFAULT_CACHE, face_model=None
     face_model = face_model or default.load_default()
     root = os.path.join(cache, cache_lib.file_hash(video))
     os.makedirs(root, exist_ok=True)
-    return cache_lib.cached(os.path.join(root, "fit"), lambda d: _fit_stage(video, d, face_model))
+    try:
+        return cache_lib.cached(
+            os.path.join(root, "fit"), lambda d: _fit_stage(video, d, face_model)
+        )
+    except BaseException:
+        with contextlib.suppress(OSError):  # a rejected video leaves no trace in the cache
+            os.rmdir(root)  # only if empty: an earlier stage of this video stays
+        raise
 
 
 def pattern_of_video(
@@ -141,6 +165,13 @@ def pattern_of_video(
     face_model = face_model or default.load_default()
     coeffs, _, _, fps = _read_fit(fit_target(video, cache, face_model), face_model)
     return motion.motion_pattern(models, motion.pose_of(coeffs), fps)
+
+
+def _has_speech(fit_dir: str) -> bool:
+    """Whether the fitted target has speech (`fit_target` files a silent video under the
+    manifest's `silent_clips`, which the expression fine-tune cannot read)."""
+    with open(os.path.join(fit_dir, "manifest.json")) as f:
+        return any(c.get("clip_id") == CLIP_ID for c in json.load(f).get("clips", []))
 
 
 def _tune_expression(models: Models, fit_dir: str, options: TuneOptions, out: str) -> None:
@@ -189,7 +220,8 @@ def personalize(
     all of it, and a changed model only redoes what depends on it.
 
     Raises:
-      InputError: an unreadable video, no trackable face, no audio track, under 4 s.
+      InputError: an unreadable video, no trackable face, under 4 s. A video without speech
+        keeps the general expression model (nothing to fine-tune it on).
     """
     progress = progress or Progress(quiet=True)
     face_model = face_model or default.load_default()
@@ -206,7 +238,12 @@ def personalize(
     with progress.stage("motion pattern"):
         pattern = motion.motion_pattern(models, pose, fps)
     expression = models.expression
-    if options.expression_steps > 0:
+    if options.expression_steps > 0 and not _has_speech(fit_dir):
+        progress.write(
+            f"{video} has no speech: the general expression model is used (the fine-tune "
+            "learns the target's mouth from its own speech)\n"
+        )
+    elif options.expression_steps > 0:
         with progress.stage("fine-tune expression"):
             key = f"expression-{models.fingerprint('expression')}-{options.key()}"
             expression = cache_lib.cached(
@@ -232,6 +269,7 @@ def personalize_photo(photo: str, models: Models, face_model=None) -> Target:
     coloured), the general expression regressor and the pretrained GAN are used untuned.
     """
     face_model = face_model or default.load_default()
+    _check_one_face(photo)
     portrait = images.detect_portrait(photo)
     coeffs, albedo, params = reconstruct.fit_portrait(face_model, portrait.image, portrait.points)
     batched = jax.tree.map(lambda x: np.asarray(x)[None], coeffs)
@@ -239,3 +277,20 @@ def personalize_photo(photo: str, models: Models, face_model=None) -> Target:
         photo, 0.0, batched, np.asarray(params)[None], 224, motion.pose_of(batched), None,
         models.expression, models.gan, albedo=albedo,
     )  # fmt: skip
+
+
+def _check_one_face(photo: str) -> None:
+    """InputError unless the photo shows exactly one face (`PHOTO_OTHER_FACE_MIN_RATIO`)."""
+    rgb = np.clip(images.read_image(photo) * 255 + 0.5, 0, 255).astype(np.uint8)
+    with tracking.face_mesh(static=True, max_faces=PHOTO_MAX_FACES) as mesh:
+        faces = tracking.detect_faces(mesh, rgb)
+    if not faces:
+        raise InputError(f"no face found in {photo}; the photo needs one face")
+    sizes = preprocess.face_sizes(np.stack([f[:, :2] for f in faces]), np.ones(len(faces), bool))
+    count = int(np.sum(sizes >= PHOTO_OTHER_FACE_MIN_RATIO * sizes.max()))
+    if count > 1:
+        more = "or more " if count == PHOTO_MAX_FACES else ""
+        raise InputError(
+            f"{photo} shows {count} {more}faces; the photo needs one face (crop it to the one "
+            "who should speak)"
+        )

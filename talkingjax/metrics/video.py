@@ -21,6 +21,9 @@ Head motion
   turn counts the same whichever axis it is about (computed with atan2 of the antisymmetric
   part and the trace: accurate for small steps, unlike arccos of the trace).
 - `angular_speed` = mean step angle x fps (deg/s); `max_step` = the largest step angle (deg).
+- `step_percentile`: the q-th percentile of the step angles (the largest step a real video
+  makes, robust to one tracking slip); `rest_jitter`: per-axis std of the angles about their
+  centred 5-frame moving average (what tracking adds frame to frame).
 - `jerk` = mean over windows of four consecutive frames of the norm of the third finite
   difference of the angles (deg), times fps^3 (deg/s^3). Exact for a cubic.
 
@@ -193,6 +196,32 @@ def jerk(angles, fps: float, valid=None) -> float:
     if not ok.any():
         return float("nan")
     return float(np.mean(np.linalg.norm(d3[ok], axis=-1)) * _fps(fps) ** 3)
+
+
+def step_percentile(angles, q: float = 99.0, valid=None) -> float:
+    """The q-th percentile of the frame-to-frame head rotations in degrees over the valid
+    steps (nan if none): the largest step a real video makes, robust to one tracking slip."""
+    steps, ok = _valid_steps(angles, valid)
+    return float(np.percentile(steps[ok], q)) if ok.any() else float("nan")
+
+
+def rest_jitter(angles, valid=None, taps: int = 5) -> list[float]:
+    """Per-axis (pitch, yaw, roll) jitter in degrees: the standard deviation of the angles
+    about their centred `taps`-frame moving average, over valid frames whose whole window is
+    valid (nan if none). What tracking and fitting add to a head's motion frame to frame; a
+    still head (`--pose_scale=0`) should show no more than a real video's."""
+    a = np.degrees(_angles(angles))
+    v = _valid(valid, len(a))
+    half = taps // 2
+    if len(a) < taps:
+        return [float("nan")] * 3
+    kernel = np.ones(taps) / taps
+    smooth = np.stack([np.convolve(a[:, k], kernel, mode="valid") for k in range(3)], -1)
+    ok = np.convolve(v.astype(float), kernel, mode="valid") > 1 - 1e-9
+    if not ok.any():
+        return [float("nan")] * 3
+    resid = a[half : len(a) - half] - smooth
+    return [float(x) for x in resid[ok].std(0)]
 
 
 def angle_std(angles, valid=None) -> list[float]:

@@ -299,6 +299,26 @@ def face_mesh(static: bool, max_faces: int = 1, refine: bool = False):
     return mesh
 
 
+def person_segmenter():
+    """A MediaPipe selfie segmenter (a context manager; the general 256 x 256 model, bundled
+    with the wheel like the face mesh): `person_mask` separates people from the background."""
+    import mediapipe as mp
+
+    with console.native_stderr_filtered():
+        segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        segmenter._graph.wait_until_idle()
+    return segmenter
+
+
+def person_mask(segmenter, rgb: np.ndarray) -> np.ndarray:
+    """[H, W] float32 in [0, 1]: how likely each pixel of an RGB image shows a person."""
+    with console.mediapipe_warnings_ignored():
+        result = segmenter.process(np.ascontiguousarray(rgb))
+    if result.segmentation_mask is None:
+        return np.zeros(rgb.shape[:2], np.float32)
+    return np.clip(np.asarray(result.segmentation_mask, np.float32), 0.0, 1.0)
+
+
 def detect_faces(mesh, rgb: np.ndarray) -> list[np.ndarray]:
     """MediaPipe's normalised landmarks [N, 3] (x, y in [0, 1], z) of every face in an image."""
     with console.mediapipe_warnings_ignored():  # protobuf deprecations inside MediaPipe
@@ -527,7 +547,7 @@ def track_video(
         raise InputError(f"no frames in {path}")
     detected = np.array([r is not None for r in rows])
     if not detected.any():
-        raise InputError(f"no face found in {path}")
+        raise InputError(f"no face found in {path} (frames 0-{len(rows) - 1}: none shows one)")
     check_lost(detected, info.fps, max_lost_fraction, max_gap_seconds, path)
     stacked = np.stack([np.zeros((NUM_POINTS, 3)) if r is None else r for r in rows])
     landmarks = fill_gaps(stacked, detected, max_gap)
