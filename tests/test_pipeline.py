@@ -102,6 +102,23 @@ def test_a_target_without_speech_keeps_the_general_expression_model(
     assert target.expression == models.expression and target.pattern is not None
 
 
+def test_pose_prediction_is_led_in_by_the_reversed_speech(personalized, tmp_path, monkeypatch):
+    # The decoder sees LEAD_SECONDS of the speech backwards first; those frames are dropped, so
+    # frame k is still the speech's frame k: the same as predicting the led-in speech without a
+    # lead and dropping the lead's frames by hand.
+    models, target, _ = personalized
+    wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 3.0, seed=2))
+    led = motion.predict_pose(models, wave, target.pattern, FPS, 75)
+    lead = int(motion.LEAD_SECONDS * audio.SAMPLE_RATE)
+    frames = int(round(motion.LEAD_SECONDS * FPS))
+    monkeypatch.setattr(motion, "LEAD_SECONDS", 0.0)
+    by_hand = np.concatenate([wave[:lead][::-1], wave])
+    plain = motion.predict_pose(models, by_hand, target.pattern, FPS, 75 + frames)
+    np.testing.assert_allclose(led, plain[frames:], atol=1e-5)
+    assert led.shape == (75, 6)
+    assert not np.allclose(led, motion.predict_pose(models, wave, target.pattern, FPS, 75)[:75])
+
+
 def test_controls_change_the_motion(personalized, tmp_path):
     models, target, _ = personalized
     wave = audio.load_audio(testdata.write_wav(str(tmp_path / "s.wav"), 6.0, seed=2))

@@ -29,6 +29,9 @@ MIN_TARGET_SECONDS = 4.0  # the motion encoder needs at least this much pose
 # Predictions run over the speech in pieces of this many seconds, overlapping by
 # `_OVERLAP_SECONDS` and cross-faded there: an hour of speech never enters a model at once.
 _PIECE_SECONDS = 60.0
+# Speech played backwards before the speech itself, so the pose decoder's recurrent state has
+# settled by the first frame (`predict_pose`).
+LEAD_SECONDS = 1.0
 _OVERLAP_SECONDS = 2.0
 
 
@@ -112,8 +115,18 @@ def _fit_length(x: np.ndarray, num_frames: int) -> np.ndarray:
 def predict_pose(
     models: Models, wave: np.ndarray, pattern: np.ndarray, fps: float, num_frames: int
 ) -> np.ndarray:
-    """[num_frames, 6] head pose at `fps` for 16 kHz speech and a pattern (decoder D_m)."""
+    """[num_frames, 6] head pose at `fps` for 16 kHz speech and a pattern (decoder D_m).
+
+    The decoder's LSTM starts from a zero state, and its first frames jump to where the speech
+    takes it (7.4 degrees between frames 0 and 1 on the real acceptance pair, settled after
+    ~5 frames): the speech is led in by `LEAD_SECONDS` of itself played backwards (speech-like
+    input, continuous with the first sample), whose frames are predicted and dropped.
+    """
     predictor = _pose_predictor(models.pose)
+    lead = min(int(LEAD_SECONDS * audio.SAMPLE_RATE), wave.size)
+    lead_frames = int(round(lead / audio.SAMPLE_RATE * fps))
+    wave = np.concatenate([wave[:lead][::-1], wave])
+    num_frames += lead_frames
     feats = audio.speech_features(wave)
     model_frames = audio.frames_in_features(feats.shape[0], predictor.fps)
     row_starts = audio.window_starts(model_frames, predictor.fps)
@@ -124,7 +137,7 @@ def predict_pose(
 
     pose = _stitch(model_frames, predictor.fps, piece)
     pose = records.resample_pose(pose, predictor.fps, fps)
-    return _fit_length(pose, num_frames)
+    return _fit_length(pose, num_frames)[lead_frames:]
 
 
 def about_rest(predicted: np.ndarray, target_pose: np.ndarray, scale: float = 1.0) -> np.ndarray:
