@@ -37,7 +37,9 @@ from talkingjax.generation import paste
 # keep most of it, the shoulders little); the person mask keeps the background still.
 REACH = 0.2
 # Smoothing of the extended field (fraction of S): joins the mesh's flow to the extension.
-SMOOTH = 0.02
+SMOOTH = 0.01
+# Width of the mesh's rim whose motion the head beyond the mesh follows (fraction of S).
+EDGE = 0.04
 # Angles (radians) below which a frame is left as it is (0.01 degree).
 STILL = np.radians(0.01)
 
@@ -73,7 +75,13 @@ def dense_flow(flow: np.ndarray, mask: np.ndarray, reach: float = REACH) -> np.n
         return np.zeros_like(flow)
     dist = cv2.distanceTransform((~on).astype(np.uint8), cv2.DIST_L2, 5)
     fade = np.exp(-((dist / (reach * s)) ** 2))[..., None]
-    field = np.where(on[..., None], flow, _affine_fit(flow, on) * fade)
+    # Beyond the mesh the head moves as its outline does: the affine motion of the mesh's rim
+    # (a band EDGE S wide inside its boundary), not of the whole face. A turning head's
+    # outline (cheeks, ears, hair) hardly moves while its nose does; moving the outline with
+    # the nose would read as a shift of the head, not a turn.
+    inside = cv2.distanceTransform(on.astype(np.uint8), cv2.DIST_L2, 5)
+    rim = on & (inside < max(EDGE * s, 1.5))
+    field = np.where(on[..., None], flow, _affine_fit(flow, rim if rim.sum() >= 3 else on) * fade)
     field = cv2.GaussianBlur(field, (0, 0), sigmaX=max(SMOOTH * s, 0.5))
     edge = np.arange(s, dtype=np.float32)
     edge = np.clip(np.minimum(edge, s - 1 - edge) / max(reach * s * 0.5, 1.0), 0.0, 1.0)
