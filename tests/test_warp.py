@@ -131,3 +131,23 @@ def test_about_rest_moves_the_prediction_to_the_targets_rest_and_keeps_its_motio
     np.testing.assert_allclose(half - half.mean(0), 0.5 * (pred - pred.mean(0)), atol=1e-5)
     still = motion.about_rest(pred, target, 0.0)
     np.testing.assert_allclose(still, np.repeat(still[:1], 50, 0), atol=1e-5)
+
+
+def test_person_masks_are_made_once_per_frame_and_closed():
+    frame = np.zeros((64, 64, 3), np.uint8)
+    with warp.PersonMasks() as people:
+        first = people(3, frame)
+        assert first.shape == (64, 64) and first.dtype == np.float32
+        assert people(3, np.full_like(frame, 255)) is first  # by index, not recomputed
+        assert people.segmenter is not None
+    assert people.segmenter is None
+
+
+def test_warp_readback_slope_and_r():
+    from experiments import warp_readback
+
+    want = np.stack([np.sin(np.arange(50) / 5.0 + k) for k in range(3)], 1)
+    read = want * [0.5, 1.0, 2.0] + [0.1, -0.2, 0.0]
+    out = warp_readback.readback(want, read)
+    assert [out[a]["slope"] for a in ("pitch", "yaw", "roll")] == [0.5, 1.0, 2.0]
+    assert all(out[a]["r"] == 1.0 for a in out)

@@ -45,7 +45,6 @@ from talkingjax.generation.controls import (
 from talkingjax.generation.models import Models, gan_size
 from talkingjax.generation.personalization import Target
 from talkingjax.progress import Progress
-from talkingjax.video import tracking
 
 FRAMES_STAGE = "render, refine, paste, write"
 
@@ -98,21 +97,10 @@ class _Frames:
         self.weights = (
             paste.speech_region_weights(face_model) if controls.region == "mouth" else None
         )
-        self.people: dict[int, np.ndarray] = {}  # person masks of target frames, made once
-        self.segmenter = None
-
-    def person(self, i: int, frame: np.ndarray) -> np.ndarray:
-        """The person mask of target frame i (`tracking.person_mask`), cached."""
-        if i not in self.people:
-            if self.segmenter is None:
-                self.segmenter = tracking.person_segmenter()
-            self.people[i] = tracking.person_mask(self.segmenter, frame)
-        return self.people[i]
+        self.people = warp.PersonMasks()  # of the target's frames, each made once
 
     def close(self) -> None:
-        if self.segmenter is not None:
-            self.segmenter.close()
-            self.segmenter = None
+        self.people.close()
 
     def chunk(
         self, exp: np.ndarray, pose: np.ndarray, idx: np.ndarray, frames: list[np.ndarray]
@@ -140,7 +128,7 @@ class _Frames:
             [frames[i] for i in idx],
             self.params[idx],
             s,
-            person_of=lambda k: self.person(int(idx[k]), frames[idx[k]]),
+            person_of=lambda k: self.people(int(idx[k]), frames[idx[k]]),
         )
         back = np.stack(
             [fit_lib.apply_crop(f, self.params[i], (s, s)) for f, i in zip(backs, idx, strict=True)]

@@ -31,6 +31,7 @@ import numpy as np
 
 from talkingjax import visualize
 from talkingjax.generation import paste
+from talkingjax.video import tracking
 
 # How far beyond the face mesh the head's motion reaches, as a fraction of the crop side: the
 # motion fades as exp(-(d / (REACH S))^2) with the distance d from the mesh (hair and ears
@@ -137,6 +138,34 @@ def warp_frame(
     out = frame.copy()
     out[y0:y1, x0:x1] = part
     return out
+
+
+class PersonMasks:
+    """Person masks of a target's frames (`tracking.person_mask`) by frame index, each made
+    once; the segmenter starts on first use. A context manager (closes the segmenter)."""
+
+    def __init__(self):
+        self.masks: dict[int, np.ndarray] = {}
+        self.segmenter = None
+
+    def __call__(self, i: int, frame: np.ndarray) -> np.ndarray:
+        """[H, W] float32 mask of target frame i (`frame`, its pixels)."""
+        if i not in self.masks:
+            if self.segmenter is None:
+                self.segmenter = tracking.person_segmenter()
+            self.masks[i] = tracking.person_mask(self.segmenter, frame)
+        return self.masks[i]
+
+    def close(self) -> None:
+        if self.segmenter is not None:
+            self.segmenter.close()
+            self.segmenter = None
+
+    def __enter__(self) -> PersonMasks:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def turn_heads(
