@@ -3,16 +3,20 @@ frames, a photo with no face or two faces -> one `InputError` naming the frames 
 count), and nothing left in the personalisation cache."""
 
 import os
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
+import soundfile
 
 from talkingjax import generation, visualize
 from talkingjax.data import default_inputs
 from talkingjax.errors import InputError
 from tests import synthetic_video
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FPS = 25.0
 TUNE = generation.TuneOptions(frames=40, expression_steps=2, gan_steps=2)
 GOOD = 22  # the first 22 of the 110 frames are a usable face; 22-109 are bad
@@ -64,8 +68,22 @@ def test_hidden_face_in_most_frames(target, models, tmp_path):
     for i in range(GOOD, len(frames)):  # a black box over the face
         (x0, y0), (x1, y1) = target.landmarks[i].min(0) - 4, target.landmarks[i].max(0) + 4
         frames[i, max(int(y0), 0) : int(y1), max(int(x0), 0) : int(x1)] = 0
-    message = _rejected(_write(tmp_path, "hidden", frames, target.wave), models, tmp_path)
+    video = _write(tmp_path, "hidden", frames, target.wave)
+    message = _rejected(video, models, tmp_path)
     assert "face lost in frames 22-109 (88 of 110)" in message
+    # The command line prints that one line, nothing else (no MediaPipe log line), exit 2.
+    speech = str(tmp_path / "s.wav")
+    soundfile.write(speech, target.wave, 16000)
+    out = tmp_path / "out"
+    out.mkdir()
+    cli = subprocess.run(
+        [sys.executable, "-m", "experiments.generate", f"--audio={speech}", f"--video={video}",
+         f"--out={out / 'o.mp4'}", f"--cache={tmp_path / 'cli_cache'}", "--quiet"],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert cli.returncode == 2
+    assert cli.stderr.splitlines() == [f"error: {message}"], cli.stderr
+    assert os.listdir(out) == []
 
 
 def test_face_turned_away_in_most_frames(target, models, tmp_path):

@@ -467,11 +467,14 @@ def _open_face_detector() -> Iterator[Callable[[np.ndarray], np.ndarray]]:
     import mediapipe as mp
 
     from talkingjax import console
+    from talkingjax.video import tracking
 
     with console.native_stderr_filtered():
         det = mp.solutions.face_detection.FaceDetection(
             model_selection=1, min_detection_confidence=0.5
         )
+        det._graph.wait_until_idle()
+        tracking.warm_up(det)  # its first image logs too
 
     def detect(rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]

@@ -294,9 +294,21 @@ def face_mesh(static: bool, max_faces: int = 1, refine: bool = False):
             min_tracking_confidence=0.5,
         )
         # The graph's calculators open (and log) on its own threads after the constructor
-        # returns; waiting for the idle graph keeps those lines inside the filter too.
+        # returns; waiting for the idle graph keeps those lines inside the filter too. The
+        # inference calculator logs once more on its first image: one blank image does that
+        # here (no face, so no tracking state is left behind).
         mesh._graph.wait_until_idle()
+        warm_up(mesh)
     return mesh
+
+
+def warm_up(graph) -> None:
+    """One blank image through a MediaPipe solution (`face_mesh`, `person_segmenter`, the
+    preprocessing's face detector), inside the caller's stderr filter: the inference
+    calculator logs a line on its first image."""
+    with console.mediapipe_warnings_ignored():
+        graph.process(np.zeros((64, 64, 3), np.uint8))
+    graph._graph.wait_until_idle()
 
 
 def person_segmenter():
@@ -307,6 +319,7 @@ def person_segmenter():
     with console.native_stderr_filtered():
         segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
         segmenter._graph.wait_until_idle()
+        warm_up(segmenter)
     return segmenter
 
 
