@@ -26,6 +26,7 @@ from talkingjax.data import gan_pairs
 from talkingjax.evaluation import video as video_eval
 from talkingjax.face3d import default
 from talkingjax.generation import warp
+from talkingjax.metrics import video as video_metrics
 
 _VIDEO = flags.DEFINE_string("video", None, "The target video.", required=True)
 _CACHE = flags.DEFINE_string("cache", generation.DEFAULT_CACHE, "Personalisation cache.")
@@ -33,17 +34,6 @@ _FRAMES = flags.DEFINE_integer("frames", 100, "Consecutive frames turned (from t
 _DEGREES = flags.DEFINE_float("degrees", 4.0, "Amplitude of the turns, degrees.")
 _OUT = flags.DEFINE_string("out", None, "Keep the two mp4s here (default: a temp dir).")
 _PERIODS = np.array([37.0, 29.0, 43.0])  # frames, pitch / yaw / roll
-
-
-def readback(want: np.ndarray, read: np.ndarray) -> dict:
-    """Per axis slope and r of read-back offsets [T, 3] against asked-for offsets [T, 3]."""
-    out = {}
-    for k, name in enumerate(("pitch", "yaw", "roll")):
-        out[name] = {
-            "slope": round(float(np.polyfit(want[:, k], read[:, k], 1)[0]), 3),
-            "r": round(float(np.corrcoef(want[:, k], read[:, k])[0, 1]), 3),
-        }
-    return out
 
 
 def main(argv):
@@ -79,7 +69,7 @@ def main(argv):
         "degrees": _DEGREES.value,
         "edge": warp.EDGE,
         "smooth": warp.SMOOTH,
-        "readback": readback(np.degrees(delta), read),
+        "readback": video_metrics.readback(np.degrees(delta), read),
     }
     print(json.dumps(report))
 

@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from experiments import motion_table
+from talkingjax.evaluation import generation as generation_eval
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,9 +26,11 @@ REPORT = {
 
 
 def test_rows_and_markdown_carry_the_measured_figures():
-    row = motion_table.row("t_b0", REPORT)
+    row = generation_eval.motion_row("t_b0", REPORT)
     assert row["pose_r_pitch_yaw_roll"] == [0.81, 0.88, 0.99] and row["blend"] == 0.0
-    text = motion_table.markdown([row, motion_table.row("paper", {"video_measures": {}})])
+    text = generation_eval.motion_markdown(
+        [row, generation_eval.motion_row("paper", {"video_measures": {}})]
+    )
     first, second = text.splitlines()[2:4]
     assert "| t_b0 | 0 | 0.90 | 0.86 | 2.43 / 3.50 | 0.81, 0.88, 0.99; 0.90 |" in first
     assert "1.10 / 1.20 | 0.31/0.24/0.11 vs 0.20/0.15/0.10 |" in first

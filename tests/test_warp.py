@@ -144,10 +144,10 @@ def test_person_masks_are_made_once_per_frame_and_closed():
 
 
 def test_warp_readback_slope_and_r():
-    from experiments import warp_readback
+    from talkingjax.metrics import video as video_metrics
 
     want = np.stack([np.sin(np.arange(50) / 5.0 + k) for k in range(3)], 1)
     read = want * [0.5, 1.0, 2.0] + [0.1, -0.2, 0.0]
-    out = warp_readback.readback(want, read)
+    out = video_metrics.readback(want, read)
     assert [out[a]["slope"] for a in ("pitch", "yaw", "roll")] == [0.5, 1.0, 2.0]
     assert all(out[a]["r"] == 1.0 for a in out)

@@ -10,7 +10,9 @@
   `talkingjax.metrics.video.mouth_opening`), so the GAN and paste-back are inside the
   measurement;
 - `pose_difference`: mean absolute angle difference of two pose sequences (the same speech with
-  another motion pattern must move the head differently).
+  another motion pattern must move the head differently);
+- `motion_row` / `motion_markdown`: the head-motion figures of `experiments.eval_generation`
+  reports as one table (issue 22; `experiments.motion_table`).
 
 The measures of a written mp4 against its target video (head motion, sharpness, seam, sync,
 lost frames), from tracking and fitting both videos, are `talkingjax.evaluation.video`'s.
@@ -97,3 +99,64 @@ def video_mouth_energy_corr(path: str, wave: np.ndarray, fps: float) -> float:
     """r of the output video's measured mouth opening with the speech energy."""
     opening = video_mouth_opening(path)
     return _corr(opening, frame_energy(wave, fps, len(opening)))
+
+
+def _fmt(x, digits: int = 2) -> str:
+    return "-" if x is None else f"{x:.{digits}f}"
+
+
+def motion_row(name: str, report: dict) -> dict:
+    """The head-motion figures (issue 22) of one `experiments.eval_generation` report
+    (acceptance.json): motion against the target and the prediction, sharpness, seam, and the
+    pattern and pose-scale-0 checks where the run made them."""
+    v = report["video_measures"]
+    r = v.get("pose_r_pitch_yaw_roll") or [None] * 3
+    out = {
+        "run": name,
+        "blend": report.get("controls", {}).get("blend", 1.0),
+        "speed_ratio": v.get("angular_speed_ratio"),
+        "jerk_ratio": v.get("jerk_ratio"),
+        "max_step_deg": v.get("max_step_deg"),
+        "max_step_p99_deg_target": v.get("max_step_p99_deg_target"),
+        "pose_r_pitch_yaw_roll": r,
+        "pose_r_mean_at_lag": v.get("pose_r_mean_at_lag"),
+        "cpbd_ratio": v.get("face_cpbd_ratio"),
+        "seam_ratio": v.get("seam_ratio"),
+        "lost_frames": v.get("lost_frames"),
+        "tracked_pose_difference_deg": report.get("tracked_pose_difference_deg"),
+        "predicted_pose_difference_deg": report.get("predicted_pose_difference_deg"),
+    }
+    still = report.get("pose_scale_0")
+    if still:
+        out["pose_scale_0_std_deg"] = still["angle_std_deg_pitch_yaw_roll"]
+        out["rest_jitter_deg_target"] = still["rest_jitter_deg_pitch_yaw_roll_target"]
+    return out
+
+
+def motion_markdown(rows: list[dict]) -> str:
+    """A markdown table of `motion_row`s (`experiments.motion_table`)."""
+    head = (
+        "| run | blend | speed / real | jerk / real | max step / real p99 (deg) | "
+        "r with prediction (pitch, yaw, roll; mean at best lag) | CPBD / real | seam / real | "
+        "lost | patterns differ (tracked / predicted, deg) | pose scale 0: std / real jitter "
+        "(deg, p/y/r) |\n|" + "---|" * 11 + "\n"
+    )
+    lines = []
+    for x in rows:
+        r = ", ".join(_fmt(a) for a in x["pose_r_pitch_yaw_roll"])
+        still = "-"
+        if "pose_scale_0_std_deg" in x:
+            still = (
+                "/".join(_fmt(a) for a in x["pose_scale_0_std_deg"])
+                + " vs "
+                + "/".join(_fmt(a) for a in x["rest_jitter_deg_target"])
+            )
+        lines.append(
+            f"| {x['run']} | {x['blend']:g} | {_fmt(x['speed_ratio'])} | {_fmt(x['jerk_ratio'])} | "
+            f"{_fmt(x['max_step_deg'])} / {_fmt(x['max_step_p99_deg_target'])} | "
+            f"{r}; {_fmt(x['pose_r_mean_at_lag'])} | {_fmt(x['cpbd_ratio'])} | "
+            f"{_fmt(x['seam_ratio'])} | {x['lost_frames']} | "
+            f"{_fmt(x['tracked_pose_difference_deg'])} / "
+            f"{_fmt(x['predicted_pose_difference_deg'])} | {still} |"
+        )
+    return head + "\n".join(lines) + "\n"

@@ -484,3 +484,17 @@ def seam_contrast(band: float, rings: float) -> float:
     if not (np.isfinite(band) and np.isfinite(rings)) or rings <= 0:
         return float("nan")
     return float(band / rings)
+
+
+def readback(want, read) -> dict:
+    """Per axis (pitch, yaw, roll) slope and r of read-back angle offsets [T, 3] against the
+    offsets asked for [T, 3] (degrees): slope 1 and r 1 = the tracker sees exactly the turn
+    (`experiments.warp_readback`)."""
+    want, read = np.asarray(want, np.float64), np.asarray(read, np.float64)
+    out = {}
+    for k, name in enumerate(("pitch", "yaw", "roll")):
+        out[name] = {
+            "slope": round(float(np.polyfit(want[:, k], read[:, k], 1)[0]), 3),
+            "r": round(pearson(want[:, k], read[:, k]), 3),
+        }
+    return out
