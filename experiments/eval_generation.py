@@ -51,6 +51,11 @@ _GAN_STEPS = flags.DEFINE_integer("gan_steps", None, "GAN fine-tune steps.")
 _REGION = flags.DEFINE_enum(
     "region", generation.Controls.region, paste.REGIONS, "What of the refined face is pasted."
 )
+_TURN_GAIN = flags.DEFINE_list(
+    "turn_gain", [f"{g:g}" for g in generation.Controls.turn_gain],
+    "Pitch, yaw, roll: how much farther than asked the real head is turned (the warp's "
+    "out-of-plane turn reads smaller).",
+)  # fmt: skip
 _RETIME = flags.DEFINE_float(
     "retime_speed", generation.Controls.retime_speed,
     "Background retiming limit in target frames per output frame (0 = none).",
@@ -98,7 +103,10 @@ def main(argv):
     progress = Progress()
     options = generation.TuneOptions(gan_steps=_GAN_STEPS.value)
     controls = generation.Controls(
-        region=_REGION.value, retime_speed=_RETIME.value, blend=_BLEND.value
+        region=_REGION.value,
+        retime_speed=_RETIME.value,
+        blend=_BLEND.value,
+        turn_gain=generation.turn_gain(_TURN_GAIN.value),
     )
     generation.check_controls(controls)
     target = generation.personalize(_VIDEO.value, models, _CACHE.value, options, progress)
@@ -114,6 +122,7 @@ def main(argv):
             "region": controls.region,
             "retime_speed": controls.retime_speed,
             "blend": controls.blend,
+            "turn_gain": list(controls.turn_gain),
         },
         "length": generation_eval.video_length(own.path, wave, own.fps),
         "mouth_energy_r_rendered": generation_eval.mouth_energy_corr(

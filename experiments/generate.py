@@ -51,6 +51,11 @@ _BLEND = flags.DEFINE_float(
     "Weight of the background frame's head angles (0: the predicted angles, the real head "
     "turned to them; 1: the paper's, the background frame's own).",
 )  # fmt: skip
+_TURN_GAIN = flags.DEFINE_list(
+    "turn_gain", [f"{g:g}" for g in generation.Controls.turn_gain],
+    "Pitch, yaw, roll: how much farther than asked the real head is turned (the warp's "
+    "out-of-plane turn reads smaller).",
+)  # fmt: skip
 _RETIME = flags.DEFINE_float(
     "retime_speed", generation.Controls.retime_speed,
     "Background retiming limit in target frames per output frame (0 = none).",
@@ -109,6 +114,7 @@ def main(argv):
         still=_STILL.value,
         seed=_SEED.value,
         blend=_BLEND.value,
+        turn_gain=generation.turn_gain(_TURN_GAIN.value),
         retime_speed=_RETIME.value,
         paste=_PASTE.value,
         region=_REGION.value,

@@ -9,7 +9,11 @@ frames), writes the turned and the original frames as two mp4s, tracks and fits 
 (`evaluation.video.analyze_video`) and prints JSON: per axis (pitch, yaw, roll) the slope and
 r of the read-back offset (turned minus original fit) against the offset asked for. Slope 1
 and r 1 = the tracker sees exactly the turn; the fit's temporal smoothness and MediaPipe's
-landmarks read out-of-plane turns smaller than in-plane ones.
+landmarks read out-of-plane turns smaller than in-plane ones. "gain" is 1 / slope per axis, the
+turn gain (`warp.TURN_GAIN`) that makes a warped turn read as far as asked. "tracker_on_fit"
+is the slope and r of the original frames' tracked angles on the target's fitted pose
+(personalisation's fit; each minus its mean): the units the prediction is in and the ones the
+tracker reads a real head's turns in agree when it is 1.
 """
 
 import json
@@ -71,6 +75,12 @@ def main(argv):
         "smooth": warp.SMOOTH,
         "readback": video_metrics.readback(np.degrees(delta), read),
     }
+    report["gain"] = {k: round(1.0 / v["slope"], 3) for k, v in report["readback"].items()}
+    fitted = np.degrees(np.asarray(own.angles, np.float64))
+    tracked = np.degrees(b.pose[:, :3])
+    report["tracker_on_fit"] = video_metrics.readback(
+        fitted - fitted.mean(0), tracked - tracked.mean(0)
+    )
     print(json.dumps(report))
 
 

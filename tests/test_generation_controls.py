@@ -224,3 +224,33 @@ def test_bad_given_poses_are_refused_before_any_work(target, tmp_path):
         controls = generation.Controls(pose=target.pose[:29])
         generation.generate(wave, target, models, out, controls)
     assert sorted(os.listdir(tmp_path)) == ["s.wav"]
+
+
+def test_turn_gain_scales_the_turn_from_each_background(target):
+    """`Controls.turn_gain` scales, per axis, how far the rendered angles are from their
+    background frame's own (`warp.overturn`); translation and the matching stay as they are."""
+    target, _ = target
+    given = target.pose.copy()
+    given[:, :2] += np.radians([-4.0, 8.0])  # pitch, yaw: a turn no frame of the target has
+    plain = generation.plan_motion(
+        target, given, generation.Controls(pose=given, turn_gain=(1, 1, 1))
+    )
+    gain = (1.5, 2.0, 0.0)
+    more = generation.plan_motion(target, given, generation.Controls(pose=given, turn_gain=gain))
+    np.testing.assert_array_equal(more.indices, plain.indices)
+    np.testing.assert_array_equal(more.pose[:, 3:], plain.pose[:, 3:])
+    own = target.pose[plain.indices, :3]
+    np.testing.assert_allclose(
+        more.pose[:, :3] - own, (plain.pose[:, :3] - own) * np.array(gain), atol=1e-6
+    )
+    assert np.abs(plain.pose[:, :2] - own[:, :2]).max() > 0.01  # the given pose does turn
+
+
+def test_bad_turn_gains_are_refused():
+    assert generation.turn_gain(["1.5", "2", "1"]) == (1.5, 2.0, 1.0)
+    for values, match in ((["1", "x", "1"], "3 numbers"), (["1", "2"], "3 numbers")):
+        with pytest.raises(InputError, match=match):
+            generation.turn_gain(values)
+    for gain in ((1.0, -1.0, 1.0), (1.0, float("nan"), 1.0), (1.0, 1.0)):
+        with pytest.raises(InputError, match="turn gain"):
+            generation.check_controls(generation.Controls(turn_gain=gain))

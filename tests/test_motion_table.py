@@ -10,11 +10,11 @@ from talkingjax.evaluation import generation as generation_eval
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 REPORT = {
-    "controls": {"blend": 0.0},
+    "controls": {"blend": 0.0, "turn_gain": [1.5, 2.0, 1.0]},
     "video_measures": {
         "angular_speed_ratio": 0.9, "jerk_ratio": 0.86, "max_step_deg": 2.43,
         "max_step_p99_deg_target": 3.5, "pose_r_pitch_yaw_roll": [0.81, 0.88, 0.99],
-        "pose_r_mean_at_lag": 0.9, "face_cpbd_ratio": 0.98, "seam_ratio": 0.93, "lost_frames": 0,
+        "pose_r_mean_at_lag": 0.9, "pose_slope_pitch_yaw_roll": [0.9, 1.05, 1.0], "face_cpbd_ratio": 0.98, "seam_ratio": 0.93, "lost_frames": 0,
     },
     "tracked_pose_difference_deg": 1.1,
     "predicted_pose_difference_deg": 1.2,
@@ -32,9 +32,10 @@ def test_rows_and_markdown_carry_the_measured_figures():
         [row, generation_eval.motion_row("paper", {"video_measures": {}})]
     )
     first, second = text.splitlines()[2:4]
-    assert "| t_b0 | 0 | 0.90 | 0.86 | 2.43 / 3.50 | 0.81, 0.88, 0.99; 0.90 |" in first
+    assert "| t_b0 | 0 | 1.5/2/1 | 0.90 | 0.86 | 2.43 / 3.50 | 0.81, 0.88, 0.99; 0.90 |" in first
+    assert "| 0.90/1.05/1.00 | 0.98 |" in first
     assert "1.10 / 1.20 | 0.31/0.24/0.11 vs 0.20/0.15/0.10 |" in first
-    assert second.startswith("| paper | 1 | - |")
+    assert second.startswith("| paper | 1 | 1/1/1 | - |")
 
 
 def test_cli_writes_both_files_and_refuses_a_missing_run(tmp_path):

@@ -151,3 +151,17 @@ def test_warp_readback_slope_and_r():
     out = video_metrics.readback(want, read)
     assert [out[a]["slope"] for a in ("pitch", "yaw", "roll")] == [0.5, 1.0, 2.0]
     assert all(out[a]["r"] == 1.0 for a in out)
+
+
+def test_overturn_scales_the_turn_per_axis_and_leaves_gain_one_exact():
+    rng = np.random.default_rng(1)
+    to, start = (
+        rng.normal(size=(7, 3)).astype(np.float32),
+        rng.normal(size=(7, 3)).astype(np.float32),
+    )
+    np.testing.assert_array_equal(warp.overturn(to, start, (1.0, 1.0, 1.0)), to)
+    out = warp.overturn(to, start, (2.0, 0.5, 0.0))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, 0], start[:, 0] + 2 * (to[:, 0] - start[:, 0]), rtol=1e-6)
+    np.testing.assert_allclose(out[:, 1], (start[:, 1] + to[:, 1]) / 2, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 2], start[:, 2])

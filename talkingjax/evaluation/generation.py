@@ -114,12 +114,14 @@ def motion_row(name: str, report: dict) -> dict:
     out = {
         "run": name,
         "blend": report.get("controls", {}).get("blend", 1.0),
+        "turn_gain": report.get("controls", {}).get("turn_gain", [1.0, 1.0, 1.0]),
         "speed_ratio": v.get("angular_speed_ratio"),
         "jerk_ratio": v.get("jerk_ratio"),
         "max_step_deg": v.get("max_step_deg"),
         "max_step_p99_deg_target": v.get("max_step_p99_deg_target"),
         "pose_r_pitch_yaw_roll": r,
         "pose_r_mean_at_lag": v.get("pose_r_mean_at_lag"),
+        "pose_slope_pitch_yaw_roll": v.get("pose_slope_pitch_yaw_roll") or [None] * 3,
         "cpbd_ratio": v.get("face_cpbd_ratio"),
         "seam_ratio": v.get("seam_ratio"),
         "lost_frames": v.get("lost_frames"),
@@ -136,10 +138,11 @@ def motion_row(name: str, report: dict) -> dict:
 def motion_markdown(rows: list[dict]) -> str:
     """A markdown table of `motion_row`s (`experiments.motion_table`)."""
     head = (
-        "| run | blend | speed / real | jerk / real | max step / real p99 (deg) | "
-        "r with prediction (pitch, yaw, roll; mean at best lag) | CPBD / real | seam / real | "
-        "lost | patterns differ (tracked / predicted, deg) | pose scale 0: std / real jitter "
-        "(deg, p/y/r) |\n|" + "---|" * 11 + "\n"
+        "| run | blend | turn gain (p/y/r) | speed / real | jerk / real | "
+        "max step / real p99 (deg) | r with prediction (pitch, yaw, roll; mean at best lag) | "
+        "slope on prediction (p/y/r) | CPBD / real | seam / real | lost | "
+        "patterns differ (tracked / predicted, deg) | pose scale 0: std / real jitter "
+        "(deg, p/y/r) |\n|" + "---|" * 13 + "\n"
     )
     lines = []
     for x in rows:
@@ -152,9 +155,12 @@ def motion_markdown(rows: list[dict]) -> str:
                 + "/".join(_fmt(a) for a in x["rest_jitter_deg_target"])
             )
         lines.append(
-            f"| {x['run']} | {x['blend']:g} | {_fmt(x['speed_ratio'])} | {_fmt(x['jerk_ratio'])} | "
+            f"| {x['run']} | {x['blend']:g} | {'/'.join(f'{g:g}' for g in x['turn_gain'])} | "
+            f"{_fmt(x['speed_ratio'])} | {_fmt(x['jerk_ratio'])} | "
             f"{_fmt(x['max_step_deg'])} / {_fmt(x['max_step_p99_deg_target'])} | "
-            f"{r}; {_fmt(x['pose_r_mean_at_lag'])} | {_fmt(x['cpbd_ratio'])} | "
+            f"{r}; {_fmt(x['pose_r_mean_at_lag'])} | "
+            f"{'/'.join(_fmt(a) for a in x['pose_slope_pitch_yaw_roll'])} | "
+            f"{_fmt(x['cpbd_ratio'])} | "
             f"{_fmt(x['seam_ratio'])} | {x['lost_frames']} | "
             f"{_fmt(x['tracked_pose_difference_deg'])} / "
             f"{_fmt(x['predicted_pose_difference_deg'])} | {still} |"

@@ -267,8 +267,9 @@ def _speech_of(a: VideoAnalysis) -> np.ndarray | None:
 
 
 def pose_agreement(output: VideoAnalysis, pose: np.ndarray, name: str = "") -> dict:
-    """Per-axis r of the output's tracked angles with a pose [F, >= 3] the pipeline chose, the
-    lag of the best mean r (> 0: the video moves later) and that r, over found frames."""
+    """Per-axis r of the output's tracked angles with a pose [F, >= 3] the pipeline chose and
+    the slope of the tracked on that pose at lag 0 (1 = the video turns as far as the pose),
+    the lag of the best mean r (> 0: the video moves later) and that r, over found frames."""
     pose = np.asarray(pose, np.float64)
     if pose.ndim != 2 or pose.shape[1] < 3:
         raise InputError(f"a pipeline pose must be [F, 3] or [F, 6], got {pose.shape}")
@@ -276,8 +277,13 @@ def pose_agreement(output: VideoAnalysis, pose: np.ndarray, name: str = "") -> d
     tracked, pose, ok = output.pose[:n, :3], pose[:n, :3], output.detected[:n]
     lags, r = vm.lagged_correlation(pose, tracked, MAX_LAG, valid=ok)
     lag, r_best = vm.best_lag(lags, r)
+    slope = [None] * 3
+    if ok.sum() >= 3:
+        fit = vm.readback(np.degrees(pose[ok]), np.degrees(tracked[ok]))
+        slope = [fit[axis]["slope"] for axis in ("pitch", "yaw", "roll")]
     return {
         f"pose{name}_r_pitch_yaw_roll": [_num(x) for x in r[lags == 0][0]],
+        f"pose{name}_slope_pitch_yaw_roll": slope,
         f"pose{name}_lag_frames": lag,
         f"pose{name}_r_mean_at_lag": _num(r_best),
     }

@@ -29,7 +29,13 @@ Progress lines come from `talkingjax.progress.Progress` (pass one to `personaliz
 
 from talkingjax.generation.cache import DEFAULT_CACHE, file_hash
 from talkingjax.generation.compose import Result, generate
-from talkingjax.generation.controls import Controls, check_controls, check_output, plan_motion
+from talkingjax.generation.controls import (
+    Controls,
+    check_controls,
+    check_output,
+    plan_motion,
+    turn_gain,
+)
 from talkingjax.generation.models import DEFAULT_MODELS, Models, gan_size
 from talkingjax.generation.motion import (
     MIN_TARGET_SECONDS,
@@ -51,6 +57,7 @@ __all__ = [
     "DEFAULT_MODELS",
     "MIN_TARGET_SECONDS",
     "Controls",
+    "turn_gain",
     "Models",
     "Result",
     "Target",

@@ -18,7 +18,7 @@ import os
 import numpy as np
 
 from talkingjax.errors import InputError
-from talkingjax.generation import background, paste
+from talkingjax.generation import background, paste, warp
 from talkingjax.generation.personalization import Target
 
 
@@ -45,6 +45,10 @@ class Controls:
         (paper 000 Sec. IV-B2 and the 2020 code: the prediction only chooses and retimes the
         backgrounds). Chosen on two val-speaker targets, measured on the written mp4 (README
         "Head motion in the output video").
+      turn_gain: (pitch, yaw, roll) how much farther than the rendered angles' difference from
+        its background's the head is turned, face render included (`warp.overturn`,
+        `warp.TURN_GAIN`): the warp's out-of-plane turn reads smaller than the mesh's.
+        Unused with `blend` 1.
       retime_speed: background retiming limit, in target frames per output frame
         (`background.match`'s `max_speed`; 1 = the reference code's window, never faster
         than the target's real motion); 0 = no limit (the keyframes' matches may be anywhere
@@ -69,6 +73,7 @@ class Controls:
     seed: int = 0
     pose: np.ndarray | None = None
     blend: float = 0.0
+    turn_gain: tuple[float, float, float] = warp.TURN_GAIN
     retime_speed: float = background.MAX_SPEED
     paste: str = "poisson"
     region: str = "mouth"
@@ -81,6 +86,11 @@ def check_controls(controls: Controls) -> None:
     """Fails early (before any work) on controls `generate` cannot use."""
     if not np.isfinite(controls.pose_scale) or controls.pose_scale < 0:
         raise InputError(f"pose scale must be a finite number >= 0, got {controls.pose_scale}")
+    gain = np.asarray(controls.turn_gain, np.float64)
+    if gain.shape != (3,) or not np.isfinite(gain).all() or (gain < 0).any():
+        raise InputError(
+            f"turn gain must be 3 finite numbers >= 0 (pitch, yaw, roll), got {controls.turn_gain}"
+        )
     if controls.paste not in paste.MODES:
         raise InputError(f"paste mode must be one of {paste.MODES}, got {controls.paste!r}")
     if not np.isfinite(controls.retime_speed) or controls.retime_speed < 0:
@@ -102,6 +112,18 @@ def check_controls(controls: Controls) -> None:
             raise InputError("a given pose must be finite numbers")
         if controls.still:
             raise InputError("a given pose and a still head exclude each other")
+
+
+def turn_gain(values) -> tuple[float, float, float]:
+    """`Controls.turn_gain` from 3 numbers or their strings (a command line's
+    `--turn_gain=1.5,2,1`); `InputError` on anything else."""
+    try:
+        gain = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InputError(f"turn gain must be 3 numbers (pitch, yaw, roll), got {values}") from None
+    if len(gain) != 3:
+        raise InputError(f"turn gain must be 3 numbers (pitch, yaw, roll), got {values}")
+    return gain
 
 
 def given_pose(controls: Controls, num_frames: int) -> np.ndarray:
@@ -136,7 +158,8 @@ def plan_motion(
     """Background matching of a predicted pose [F, 6] against the target's frames.
 
     With `controls.still`, or a one-frame (photo) target, every frame is over the target's
-    most frontal frame, in its pose.
+    most frontal frame, in its pose. Otherwise the adjusted angles' turn from the background
+    frame's own is scaled by `controls.turn_gain` (`warp.overturn`).
     """
     if controls.still or target.num_frames == 1:
         f = predicted.shape[0]
@@ -150,4 +173,8 @@ def plan_motion(
             np.repeat(target.pose[ref : ref + 1], f, 0),
         )
     speed = controls.retime_speed if controls.retime_speed > 0 else None
-    return background.match(predicted, target.pose, blend=controls.blend, max_speed=speed)
+    plan = background.match(predicted, target.pose, blend=controls.blend, max_speed=speed)
+    pose = plan.pose.copy()
+    own = target.pose[plan.indices, :3]
+    pose[:, :3] = warp.overturn(pose[:, :3], own, controls.turn_gain)
+    return dataclasses.replace(plan, pose=pose)

@@ -43,6 +43,24 @@ SMOOTH = 0.01
 EDGE = 0.04
 # Angles (radians) below which a frame is left as it is (0.01 degree).
 STILL = np.radians(0.01)
+# How much farther than asked a background frame's head is turned, per axis (pitch, yaw, roll)
+# (`overturn`): the tracker reads a warped turn back at a fraction of the mesh's turn, the more
+# out of the image plane the smaller (`experiments.warp_readback`: the head's outline, which a
+# real turn reshapes, stays where it was); the gain makes the turn a viewer sees the one asked
+# for. Chosen on the val-speaker targets (README "Head motion in the output video").
+TURN_GAIN = (1.0, 1.0, 1.0)
+
+
+def overturn(angles, angles_from, gain=TURN_GAIN) -> np.ndarray:
+    """[N, 3] `angles_from + gain * (angles - angles_from)`: the turn from the background
+    frames' own angles `angles_from` [N, 3] to the rendered `angles` [N, 3] (radians), scaled
+    per axis by `gain` (3 numbers, `TURN_GAIN`); a gain of 1 returns `angles` bit for bit."""
+    angles = np.asarray(angles)
+    g = np.asarray(gain, np.float64)
+    if np.all(g == 1.0):
+        return angles.copy()
+    angles_from = np.asarray(angles_from, angles.dtype)
+    return (angles_from + g * (angles - angles_from)).astype(angles.dtype)
 
 
 def _affine_fit(flow: np.ndarray, on: np.ndarray) -> np.ndarray:
