@@ -90,9 +90,13 @@ def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_p
     plan = generation.plan_motion(target, given, generation.Controls(pose=given, blend=1.0))
     np.testing.assert_array_equal(plan.indices, frames)
     np.testing.assert_array_equal(plan.pose, target.pose[frames])
-    # With blend 0 the given angles are rendered as given, at the background's translation.
+    # With blend 0 (and no turn gain) the given angles are rendered as given, at the
+    # background's translation.
     out = str(tmp_path / "own.mp4")
-    controls = generation.Controls(pose=given, refine=False, blend=0.0, region="face")
+    flat = (1.0, 1.0, 1.0)
+    controls = generation.Controls(
+        pose=given, refine=False, blend=0.0, region="face", turn_gain=flat
+    )
     result = generation.generate(wave, target, models, out, controls)
     np.testing.assert_array_equal(result.predicted_pose, given)
     np.testing.assert_array_equal(result.pose[:, :3], given[:, :3])
@@ -107,7 +111,7 @@ def test_given_pose_replaces_the_prediction_and_reaches_the_pixels(target, tmp_p
         target,
         models,
         other,
-        generation.Controls(pose=turned, refine=False, blend=0.0, region="face"),
+        generation.Controls(pose=turned, refine=False, blend=0.0, region="face", turn_gain=flat),
     )
     np.testing.assert_allclose(again.pose[:, 1], turned[:, 1], atol=1e-6)
     own_error = _face_error(out, truth, result.background)

@@ -14,7 +14,8 @@ REPORT = {
     "video_measures": {
         "angular_speed_ratio": 0.9, "jerk_ratio": 0.86, "max_step_deg": 2.43,
         "max_step_p99_deg_target": 3.5, "pose_r_pitch_yaw_roll": [0.81, 0.88, 0.99],
-        "pose_r_mean_at_lag": 0.9, "pose_slope_pitch_yaw_roll": [0.9, 1.05, 1.0], "face_cpbd_ratio": 0.98, "seam_ratio": 0.93, "lost_frames": 0,
+        "pose_r_mean_at_lag": 0.9, "pose_slope_pitch_yaw_roll": [0.9, 1.05, 1.0],
+        "face_cpbd_ratio": 0.98, "seam_ratio": 0.93, "lost_frames": 0,
     },
     "tracked_pose_difference_deg": 1.1,
     "predicted_pose_difference_deg": 1.2,

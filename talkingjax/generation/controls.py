@@ -47,8 +47,9 @@ class Controls:
         "Head motion in the output video").
       turn_gain: (pitch, yaw, roll) how much farther than the rendered angles' difference from
         its background's the head is turned, face render included (`warp.overturn`,
-        `warp.TURN_GAIN`): the warp's out-of-plane turn reads smaller than the mesh's.
-        Unused with `blend` 1.
+        `warp.TURN_GAIN`, chosen on val: the tracker reads a warped out-of-plane turn at
+        0.45-0.66 of the mesh's); (1, 1, 1) renders the adjusted angles exactly. Unused with
+        `blend` 1. Measured on turns of 4-8 degrees (the read-back is linear there).
       retime_speed: background retiming limit, in target frames per output frame
         (`background.match`'s `max_speed`; 1 = the reference code's window, never faster
         than the target's real motion); 0 = no limit (the keyframes' matches may be anywhere
