@@ -11,10 +11,10 @@ import shutil
 import subprocess
 import sys
 
+import multihost
 import numpy as np
 import pytest
 
-from experiments.configs import pose as pose_config
 from talkingjax.data import sampling, synthetic
 from talkingjax.errors import InputError
 from talkingjax.evaluation import pose_table
@@ -28,16 +28,7 @@ BASE = pose_table.BASELINES  # real, replay, static reference mean, mean pose, r
 
 
 def _tiny_config(root):
-    c = pose_config.get_config("tiny")
-    c.data.root = str(root)
-    c.model.encoder_hidden = 16
-    c.model.decoder_hidden = 16
-    c.model.encoder_mlp = (16,)
-    c.model.window_features = 16
-    c.model.head_features = (16, 16)
-    c.train.batch_size = 8
-    c.train.pretrain_steps = 1
-    c.train.joint_steps = 1
+    c = multihost.pose_config(str(root), pretrain=1, joint=1)
     c.data.window_seconds = 6.0
     # 12 s held-out videos: 6 s reference, 6 s (150 frames) predicted.
     c.eval.reference_seconds = 6.0

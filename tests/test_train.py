@@ -11,12 +11,12 @@ import sys
 import time
 
 import jax
+import multihost
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from experiments.configs import pose as pose_config
 from talkingjax.data import synthetic
 from talkingjax.errors import InputError
 from talkingjax.evaluation import head_motion as head_motion_eval
@@ -27,19 +27,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tiny_config(root, pretrain=2, joint=3):
-    c = pose_config.get_config("tiny")
-    c.data.root = str(root)
-    c.model.encoder_hidden = 16
-    c.model.decoder_hidden = 16
-    c.model.encoder_mlp = (16,)
-    c.model.window_features = 16
-    c.model.head_features = (16, 16)
-    c.train.batch_size = 8
-    c.train.pretrain_steps = pretrain
-    c.train.joint_steps = joint
-    c.train.checkpoint_every = 2
-    c.train.log_every = 1
-    return c
+    return multihost.pose_config(str(root), pretrain, joint)
 
 
 def _overrides(c):

@@ -16,6 +16,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from talkingjax.errors import InputError
+from talkingjax.train import storage
 
 CONFIG_FILE = "config.json"
 
@@ -37,9 +38,8 @@ def manager(workdir: str, keep: int = 1, every: int = 1, read_only: bool = False
             cleanup_tmp_directories=True,
             create=True,
         )
-    return ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"), options=options
-    )
+    # A URI (gs://bucket/run) reaches Orbax untouched; a local path is made absolute.
+    return ocp.CheckpointManager(storage.path(workdir) / "checkpoints", options=options)
 
 
 def restore_or(mngr: ocp.CheckpointManager, state):
@@ -52,8 +52,9 @@ def restore_or(mngr: ocp.CheckpointManager, state):
 
 
 def _on_first_device(target):
-    """`target`'s leaves as abstract arrays on this process's first device."""
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    """`target`'s leaves as abstract arrays on this process's first local device (in a
+    multi-host run `jax.devices()[0]` is process 0's, which other hosts cannot address)."""
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
 
 
@@ -71,8 +72,9 @@ def latest_step(workdir: str) -> int:
 
 def load(workdir: str, target, step: int | None = None):
     """Restores the latest (or given) checkpoint of `workdir` into `target`'s structure,
-    read-only (a run may be training in that workdir), onto one device. `target` may be
-    abstract (`jax.eval_shape`).
+    read-only (a run may be training in that workdir), onto this process's first local
+    device: every host of a multi-host run gets its own copy, so evaluation, inference and
+    `finetune.init_from` work on each. `target` may be abstract (`jax.eval_shape`).
 
     The arrays are placed explicitly: without a sharding Orbax would reuse the one saved with
     the checkpoint, which names the training run's devices (4 GPUs, or 4 faked CPU devices)
@@ -101,10 +103,9 @@ def check_workdir_config(workdir: str, config_json: str, keys: tuple[str, ...]) 
       keys: top-level config fields that must match to resume (e.g. model, data).
     """
     path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not storage.exists(path):
         return
-    with open(path) as f:
-        old = json.load(f)
+    old = json.loads(storage.read_text(path))
     new = json.loads(config_json)
     changed = [k for k in keys if old.get(k) != new.get(k)]
     if changed:
@@ -115,13 +116,9 @@ def check_workdir_config(workdir: str, config_json: str, keys: tuple[str, ...]) 
 
 
 def write_workdir_config(workdir: str, config_json: str) -> None:
-    """Records the run's config in the workdir (atomically)."""
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, CONFIG_FILE)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(config_json)
-    os.replace(tmp, path)
+    """Records the run's config in the workdir (atomically; only process 0 writes)."""
+    if storage.is_writer():
+        storage.write_text(os.path.join(workdir, CONFIG_FILE), config_json)
 
 
 def _tuples(x):
@@ -138,7 +135,6 @@ def load_workdir_config(workdir: str):
     """The ConfigDict a workdir was trained with, equal to the one it was made from (JSON's
     lists are read back as tuples)."""
     path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isfile(path):
+    if not storage.is_file(path):
         raise InputError(f"{workdir} is not a training workdir (no {CONFIG_FILE})")
-    with open(path) as f:
-        return ml_collections.ConfigDict(_tuples(json.load(f)))
+    return ml_collections.ConfigDict(_tuples(json.loads(storage.read_text(path))))

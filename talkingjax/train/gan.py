@@ -38,7 +38,7 @@ from talkingjax.losses import gan as gan_losses
 from talkingjax.losses import memory as memory_losses
 from talkingjax.models import gan as gan_models
 from talkingjax.models import memory as memory_models
-from talkingjax.train import loop, parallel, runner
+from talkingjax.train import loop, parallel, runner, storage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,13 +176,17 @@ def pretrain_clips(config, workdir: str) -> list[gan_pairs.PairClip]:
     joined by commas: `gan_pairs.load`), or synthetic pairs made once."""
     root = config.data.root
     if not root:
-        root = os.path.join(workdir, "pairs")
+        d = config.data
+        settings = dict(
+            identities=d.synthetic_identities,
+            frames=d.synthetic_frames,
+            size=config.model.size,
+            seed=config.seed,
+        )
+        root = storage.local_data_dir(workdir, "pairs", settings)
         if not os.path.exists(os.path.join(root, "manifest.json")):
             clips = gan_pairs.synthetic_pairs(
-                config.data.synthetic_identities,
-                config.data.synthetic_frames,
-                config.model.size,
-                seed=config.seed,
+                d.synthetic_identities, d.synthetic_frames, config.model.size, seed=config.seed
             )
             gan_pairs.save(root, clips, config.model.size)
     return gan_pairs.load(root, split="train")

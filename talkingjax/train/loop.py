@@ -18,7 +18,6 @@ stops the run before a checkpoint could be overwritten.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +31,7 @@ import optax
 
 from talkingjax.data import corpus as corpus_split
 from talkingjax.data import records
-from talkingjax.train import checkpoint, parallel
+from talkingjax.train import checkpoint, parallel, storage
 from talkingjax.train.metric_writer import MetricWriter
 
 
@@ -50,7 +49,8 @@ def load_data(
 
     Without `data.root`, `generate(root, num_videos=, num_test_videos=, seconds_per_video=,
     fps=, seed=)` writes the corpus once to `workdir/corpus` from `config.data.synthetic_*`;
-    later runs (and the evaluation) reuse it.
+    later runs (and the evaluation) reuse it. A remote workdir (`gs://...`) keeps it in a
+    local cache folder instead (`storage.local_data_dir`), made by each host.
 
     Optional `config.data` fields (configs written before them behave as without):
       silent: also the records without speech (`records.load_dataset(..., silent=True)`);
@@ -61,16 +61,16 @@ def load_data(
     """
     root = config.data.root
     if not root:
-        root = os.path.join(workdir, corpus)
+        settings = dict(
+            num_videos=config.data.synthetic_videos,
+            num_test_videos=config.data.synthetic_test_videos,
+            seconds_per_video=config.data.synthetic_seconds,
+            fps=config.model.fps,
+            seed=config.seed,
+        )
+        root = storage.local_data_dir(workdir, corpus, settings)
         if not os.path.exists(os.path.join(root, "manifest.json")):
-            generate(
-                root,
-                num_videos=config.data.synthetic_videos,
-                num_test_videos=config.data.synthetic_test_videos,
-                seconds_per_video=config.data.synthetic_seconds,
-                fps=config.model.fps,
-                seed=config.seed,
-            )
+            generate(root, **settings)
     clips = records.load_dataset(root, silent=bool(config.data.get("silent", False)))
     held_out = "test"
     if config.data.get("split_file", ""):
@@ -95,14 +95,8 @@ def write_train_clips(workdir: str, root: str, clips: list[dict]) -> None:
     """Writes `<workdir>/train_clips.json` (atomically, on process 0): the data root ("" = a
     synthetic corpus in the workdir) and one entry per clip trained on -- what a trained
     model's README lists (the shipped models inherit their clips' terms)."""
-    if jax.process_index() != 0:
-        return
-    os.makedirs(workdir, exist_ok=True)
-    records.atomic_write(
-        os.path.join(workdir, TRAIN_CLIPS_FILE),
-        lambda f: f.write(json.dumps({"root": root, "clips": clips}, indent=1)),
-        mode="w",
-    )
+    if storage.is_writer():
+        storage.write_json(os.path.join(workdir, TRAIN_CLIPS_FILE), {"root": root, "clips": clips})
 
 
 @flax.struct.dataclass
@@ -288,8 +282,9 @@ def run_phases(
         for p, start in zip(phases, starts, strict=False)
     ]
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, config.train.checkpoint_every)
-    state, step = checkpoint.restore_or(mngr, state)
-    state = parallel.replicate(state, mesh)
+    # Restored straight onto the mesh (replicated): in a multi-host run a restored array on one
+    # host's device could not be moved onto the others'.
+    state, step = checkpoint.restore_or(mngr, parallel.replicate(state, mesh))
     writer = MetricWriter(workdir, total, resume_step=step)
     end = total if stop_after is None else min(total, stop_after)
     while step < end:

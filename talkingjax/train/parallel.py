@@ -20,6 +20,38 @@ from talkingjax.errors import InputError
 DATA_AXIS = "data"
 
 
+def initialize_distributed(
+    coordinator_address: str | None = None,
+    num_processes: int | None = None,
+    process_id: int | None = None,
+    auto: bool = False,
+) -> bool:
+    """Joins a multi-process (multi-host) run; returns whether it did.
+
+    Must run before JAX is used (the first computation, `jax.devices()`, ...). Every process
+    then sees all processes' devices in `jax.devices()`, `make_mesh` spans them, and
+    `jax.process_index()` tells the process apart (process 0 writes the workdir's files).
+
+    Args:
+      coordinator_address: "host:port" of process 0's coordinator (every process passes the
+        same); with `num_processes` and `process_id` the run is set up explicitly.
+      num_processes: number of processes (e.g. hosts) in the run.
+      process_id: this process's index, 0 .. num_processes - 1.
+      auto: join even without a coordinator address, letting JAX find the run itself (Cloud
+        TPU VMs, SLURM, Open MPI, or the JAX_COORDINATOR_ADDRESS environment variable).
+
+    Without `coordinator_address` and `auto` nothing happens (a one-process run). CPU
+    processes exchange collectives through gloo (`jax_cpu_collectives_implementation`).
+    """
+    if coordinator_address is None and not auto:
+        if num_processes is not None or process_id is not None:
+            raise InputError("--num_processes / --process_id need --coordinator_address")
+        return False
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+    return True
+
+
 def make_mesh(num_devices: int | None = None) -> jax.sharding.Mesh:
     """A 1-D mesh over all (or the first `num_devices`) devices, axis name `data`."""
     devices = jax.devices()

@@ -30,9 +30,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from talkingjax.data import records
 from talkingjax.errors import InputError
-from talkingjax.train import checkpoint, loop
+from talkingjax.train import checkpoint, loop, parallel, storage
 
 EXPORT_FILE = "variables.msgpack"
 EXPORT_DTYPES = ("float32", "float16", "bfloat16")
@@ -80,6 +79,7 @@ def train(
     """
     # Checked before anything is written; recorded only once the data loaded, so bad input
     # leaves no half-made workdir behind.
+    check_batch_size(config.train.batch_size, mesh)
     checkpoint.check_workdir_config(workdir, config.to_json(), trainer.resume_keys)
     model = trainer.build(config)
     phases, variables = trainer.plan(config, workdir)
@@ -90,13 +90,30 @@ def train(
     return loop.run_phases(workdir, config, model, phases, state, mesh, stop_after)
 
 
+def check_batch_size(batch_size: int, mesh=None) -> None:
+    """`InputError` unless the global batch splits evenly over the mesh's devices.
+
+    `config.train.batch_size` is the global batch: each of the D devices on the `data` axis
+    (all devices of all processes by default) trains on batch_size / D examples of it, so it
+    must be a multiple of D (the paper GAN's batch of 1 runs on one device only).
+    """
+    devices = jax.device_count() if mesh is None else mesh.shape[parallel.DATA_AXIS]
+    if batch_size < 1 or batch_size % devices:
+        raise InputError(
+            f"train.batch_size {batch_size} is the global batch, split over {devices} devices: "
+            f"it must be a multiple of {devices} (e.g. --config.train.batch_size="
+            f"{max(1, -(-batch_size // devices)) * devices}), or run on fewer devices"
+        )
+
+
 def load_variables(trainer: Trainer, workdir: str, step: int | None = None) -> tuple[Any, dict]:
     """(config, {"params", "batch_stats"}) of the latest (or given) checkpoint of a workdir,
     or of an exported workdir (`export`; `step` must then be None or the exported step).
 
     The parameters are `TrainState.avg_params`, the evaluated ones (equal to `params` unless
     the run averaged them); "batch_stats" is the model state (BatchNorm statistics, the GAN
-    memory). Read-only, onto one device, whatever devices the run trained on.
+    memory). Read-only, onto this process's first local device, whatever devices the run
+    trained on (in a multi-host run every host loads its own copy).
     """
     if is_exported(workdir):
         return _load_exported(trainer, workdir, step)
@@ -112,7 +129,7 @@ def load_variables(trainer: Trainer, workdir: str, step: int | None = None) -> t
 
 def is_exported(workdir: str) -> bool:
     """Whether `workdir` is an exported one (`EXPORT_FILE`, no checkpoints/)."""
-    return os.path.isfile(os.path.join(workdir, EXPORT_FILE)) and not os.path.isdir(
+    return storage.is_file(os.path.join(workdir, EXPORT_FILE)) and not storage.is_dir(
         os.path.join(workdir, "checkpoints")
     )
 
@@ -122,9 +139,10 @@ def export(
 ) -> ml_collections.ConfigDict:
     """Writes a workdir's evaluated variables (no optimizer state) to `out_dir`.
 
-    `out_dir` gets config.json (the run's config, with `exported_step` and `exported_dtype`)
-    and `EXPORT_FILE` (`flax.serialization` msgpack of {"params", "batch_stats"}; floating
-    leaves in `dtype`, read back as float32). Returns the written config.
+    `out_dir` (local or a URI; written by process 0) gets config.json (the run's config, with
+    `exported_step` and `exported_dtype`) and `EXPORT_FILE` (`flax.serialization` msgpack
+    of {"params", "batch_stats"}; floating leaves in `dtype`, read back as float32).
+    Returns the written config.
     """
     if dtype not in EXPORT_DTYPES:
         raise InputError(f"dtype must be one of {EXPORT_DTYPES}, got {dtype!r}")
@@ -136,9 +154,9 @@ def export(
         return x.astype(cast) if np.issubdtype(x.dtype, np.floating) else x
 
     variables = jax.tree.map(to_host, variables)
-    os.makedirs(out_dir, exist_ok=True)
     data = flax.serialization.msgpack_serialize(flax.serialization.to_state_dict(variables))
-    records.atomic_write(os.path.join(out_dir, EXPORT_FILE), lambda f: f.write(data))
+    if storage.is_writer():
+        storage.atomic_write(os.path.join(out_dir, EXPORT_FILE), lambda f: f.write(data), "wb")
     config = ml_collections.ConfigDict(config.to_dict())
     config.exported_step = int(checkpoint.latest_step(workdir) if step is None else step)
     config.exported_dtype = dtype
@@ -159,8 +177,7 @@ def _load_exported(trainer: Trainer, directory: str, step: int | None) -> tuple[
 def read_msgpack_like(path: str, target) -> Any:
     """A `flax.serialization` msgpack file restored onto `target`'s structure, shapes and
     dtypes (e.g. `jax.eval_shape` of an init); `InputError` if it does not match."""
-    with open(path, "rb") as f:
-        state = flax.serialization.msgpack_restore(f.read())
+    state = flax.serialization.msgpack_restore(storage.read_bytes(path))
     folder = os.path.dirname(path) or "."
     try:
         restored = flax.serialization.from_state_dict(target, state)
