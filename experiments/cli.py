@@ -10,6 +10,8 @@ Before `main` (and so before JAX is used) `run` joins a multi-process run when a
 `--coordinator_address=HOST:PORT --num_processes=N --process_id=I`, or `--distributed` on
 Cloud TPU VMs (and SLURM / Open MPI), where JAX finds the coordinator itself. The flags are
 defined here, once, for every entry point (absl refuses a flag defined twice in a process).
+It also turns on the persistent compilation cache (`talkingjax.compilation_cache`), so a
+fresh process reads the programs an earlier run compiled.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import sys
 
 from absl import app, flags, logging
 
-from talkingjax import console
+from talkingjax import compilation_cache, console
 from talkingjax.errors import InputError
 from talkingjax.train import parallel
 
@@ -49,6 +51,7 @@ def run(main) -> None:
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
         console.drop_absl_notices()  # and warns at every read-only restore
+    compilation_cache.enable()  # before anything compiles (talkingjax.compilation_cache)
     try:
         parallel.initialize_distributed(
             _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value, _DISTRIBUTED.value
