@@ -33,6 +33,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import quoted
 from timing import best_of, time_update, timed
 
 from experiments.configs import expression as expression_config
@@ -173,6 +174,7 @@ def main():
         "machine_bound_real_time_factor": 10.0,
         "machine_bound_gflop_per_s": 155.0,
     }
+    out["quoted_side_by_side_issue_24"] = quoted.ISSUE_24
     print(json.dumps(out, indent=1))
 
 

@@ -33,6 +33,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import quoted
 from timing import best_of, time_update, timed
 
 from talkingjax.losses import gan as gan_losses
@@ -211,6 +212,7 @@ def main():
         }
     out["load_average_end"] = os.getloadavg()
     out["quoted_pytorch_eager"] = QUOTED_PYTORCH_EAGER
+    out["quoted_side_by_side_issue_24"] = quoted.ISSUE_24
     print(json.dumps(out, indent=1))
 
 

@@ -18,6 +18,7 @@ import time
 
 import jax
 import numpy as np
+import quoted
 from timing import best_of, timed
 
 from experiments.configs import pose as pose_config
@@ -113,6 +114,7 @@ def main():
         "train_step_s": 8.1,
         "inference_s_60s_speech": 0.43,
     }
+    out["quoted_side_by_side_issue_24"] = quoted.ISSUE_24
     print(json.dumps(out, indent=1))
 
 

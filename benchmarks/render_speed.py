@@ -30,6 +30,7 @@ import resource
 import jax
 import jax.numpy as jnp
 import numpy as np
+import quoted
 from timing import best_of, timed
 
 from talkingjax.face3d import camera as camera_lib
@@ -137,6 +138,7 @@ def main():
         "target_fwd_fps": 30,
         "max_bwd_ratio": 3,
     }
+    out["quoted_side_by_side_issue_24"] = quoted.ISSUE_24
     print(json.dumps(out, indent=1))
 
 
