@@ -32,11 +32,18 @@ def _render_batch(model, coeffs, camera):
 
 
 @functools.partial(jax.jit, static_argnames=("camera",))
-def _render_weights_batch(model, coeffs, weights, camera):
+def _render_weighted_batch(model, coeffs, weights, camera):
+    # One rasterization: the shaded colours (on white) and the weight (on 0) as 4 channels.
     face = face_render.pose_face(model, coeffs)
-    return face_render.render_mesh(face.vertices, model.triangles, weights[:, None], camera).image[
-        ..., 0
-    ]
+    w = jnp.broadcast_to(weights[:, None], (*face.colors.shape[:-1], 1))
+    out = face_render.render_mesh(
+        face.vertices,
+        model.triangles,
+        jnp.concatenate([face.colors, w], axis=-1),
+        camera,
+        background=jnp.array([1.0, 1.0, 1.0, 0.0]),
+    )
+    return out.image[..., :3], out.mask, out.image[..., 3]
 
 
 @functools.partial(jax.jit, static_argnames=("camera",))
@@ -86,27 +93,41 @@ def render_fit(
       (renders [T, S, S, 3] float in [0, 1] on white, masks [T, S, S]).
     """
     camera = camera_lib.Camera().scaled(size)
-    if albedo is not None:
-        model = model.replace(
-            mean_albedo=jnp.asarray(albedo), albedo_basis=jnp.zeros_like(model.albedo_basis)
-        )
-    images, masks = _batched(lambda c: _render_batch(model, c, camera), coeffs, batch)
+    images, masks = _batched(
+        lambda c: _render_batch(_with_albedo(model, albedo), c, camera), coeffs, batch
+    )
     return images, masks
 
 
-def render_weights(
+def _with_albedo(model: model_lib.MorphableModel, albedo: np.ndarray | None):
+    if albedo is None:
+        return model
+    return model.replace(
+        mean_albedo=jnp.asarray(albedo), albedo_basis=jnp.zeros_like(model.albedo_basis)
+    )
+
+
+def render_fit_weighted(
     model: model_lib.MorphableModel,
     coeffs: coeffs_lib.FaceCoeffs,
     size: int,
     weights: np.ndarray,
+    albedo: np.ndarray | None = None,
     batch: int = 16,
-) -> np.ndarray:
-    """A per-vertex weight [V] drawn over the fitted frames: [T, S, S] float, the weight
-    interpolated over the visible mesh, 0 off it (and in the mesh's holes)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`render_fit` and a per-vertex weight [V] drawn over the same frames in one pass.
+
+    Returns:
+      (renders [T, S, S, 3], masks [T, S, S], weights drawn [T, S, S] float: the weight
+      interpolated over the visible mesh, 0 off it and in the mesh's holes).
+    """
     camera = camera_lib.Camera().scaled(size)
     w = jnp.asarray(weights, jnp.float32)
-    (out,) = _batched(lambda c: _render_weights_batch(model, c, w, camera), coeffs, batch)
-    return out
+    m = _with_albedo(model, albedo)
+    images, masks, drawn = _batched(
+        lambda c: _render_weighted_batch(m, c, w, camera), coeffs, batch
+    )
+    return images, masks, drawn
 
 
 def render_motion(

@@ -196,11 +196,13 @@ def test_render_fit_compiles_once_and_draws_vertex_weights(model):
         one = face.render_face(model, c, CAM, background=1.0)
         np.testing.assert_allclose(images[k], one.image, atol=1e-5)
         np.testing.assert_array_equal(masks[k], one.mask)
-    # A per-vertex weight drawn at the same poses: the weight on the mesh, 0 off it.
+    # A per-vertex weight drawn at the same poses in the same pass: the renders as above, the
+    # weight on the mesh, 0 off it (a weight of 1 everywhere draws the mask).
     weights = np.linspace(0.0, 1.0, model.num_vertices, dtype=np.float32)
-    drawn = visualize.render_weights(model, batch, 64, weights, batch=4)
+    same, same_masks, drawn = visualize.render_fit_weighted(model, batch, 64, weights, batch=4)
+    np.testing.assert_allclose(same, images, atol=1e-6)
+    np.testing.assert_array_equal(same_masks, masks)
     assert drawn.shape == masks.shape
     assert np.all(drawn[masks == 0] == 0) and drawn.max() <= 1.0 + 1e-6
-    np.testing.assert_allclose(
-        visualize.render_weights(model, batch, 64, np.ones_like(weights)), masks, atol=1e-5
-    )
+    _, _, ones = visualize.render_fit_weighted(model, batch, 64, np.ones_like(weights))
+    np.testing.assert_allclose(ones, masks, atol=1e-5)

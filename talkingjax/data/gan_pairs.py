@@ -222,10 +222,11 @@ def render_frames(model, coeffs, size: int, albedo: np.ndarray | None = None, ba
     from talkingjax import visualize
 
     images, masks = visualize.render_fit(model, coeffs, size, albedo=albedo, batch=batch)
-    return _to_uint8(images), _to_uint8(masks)
+    return to_uint8(images), to_uint8(masks)
 
 
-def _to_uint8(x: np.ndarray) -> np.ndarray:
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] -> uint8 (rounded, clipped)."""
     return np.clip(np.asarray(x) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -326,7 +327,7 @@ def portrait_pairs(faces_dir: str, size: int, model=None, split: str = "train") 
         batched = jax.tree.map(lambda x: np.asarray(x)[None], coeffs)
         render, mask = render_frames(model, batched, size, albedo)
         real = fit_lib.apply_crop(
-            _to_uint8(p.image), scaled_transform(params, REFERENCE_CROP, size), (size, size)
+            to_uint8(p.image), scaled_transform(params, REFERENCE_CROP, size), (size, size)
         )
         name = os.path.splitext(p.name)[0]
         clips.append(PairClip(name, name, 0.0, real[None], render, mask, split))
@@ -413,9 +414,9 @@ def synthetic_pairs(
                 f"synthetic_{seed}_{i:03d}",
                 f"synthetic_{seed}_{i:03d}",
                 fps,
-                _to_uint8(real),
-                _to_uint8(smooth),
-                _to_uint8(mask),
+                to_uint8(real),
+                to_uint8(smooth),
+                to_uint8(mask),
                 split,
             )
         )

@@ -75,16 +75,6 @@ class Result:
     seconds: dict
 
 
-def _hull(mask: np.ndarray) -> np.ndarray:
-    """The filled convex hull of a face mask: the face mesh has holes at the eyes and the
-    mouth, where the generator paints eyes and teeth that must be pasted too."""
-    points = cv2.findNonZero((mask > 127).astype(np.uint8))
-    out = np.zeros_like(mask)
-    if points is not None:
-        cv2.fillConvexPoly(out, cv2.convexHull(points), 255)
-    return out
-
-
 class _Frames:
     """Renders, refines (unless `refiner` is None) and pastes output frames chunk by chunk."""
 
@@ -117,7 +107,14 @@ class _Frames:
             gamma=np.repeat(base.gamma[None], n, 0),
             trans=pose[:, 3:].astype(np.float32),
         )
-        render, mask = gan_pairs.render_frames(self.model, coeffs, s, self.target.albedo)
+        drawn = None
+        if self.weights is None:
+            render, mask = gan_pairs.render_frames(self.model, coeffs, s, self.target.albedo)
+        else:  # the speech region's weights drawn in the same pass
+            images, masks, drawn = visualize.render_fit_weighted(
+                self.model, coeffs, s, self.weights, self.target.albedo
+            )
+            render, mask = gan_pairs.to_uint8(images), gan_pairs.to_uint8(masks)
         # The background frames, their real heads turned to the rendered angles (`warp`; as
         # they are when the angles are theirs, blend 1).
         own = jax.tree.map(lambda x: np.asarray(x)[idx], self.target.coeffs)
@@ -138,10 +135,9 @@ class _Frames:
             crops = np.clip(composed * 255.0 + 0.5, 0, 255).astype(np.uint8)
         else:
             crops = self._refine(composed * 2.0 - 1.0)
-        if self.weights is None:
-            where = [_hull(m) for m in mask]
+        if drawn is None:
+            where = [paste.filled_hull(m > 127).astype(np.uint8) * 255 for m in mask]
         else:
-            drawn = visualize.render_weights(self.model, coeffs, s, self.weights)
             where = [paste.region_alpha(w, m) for w, m in zip(drawn, mask, strict=True)]
         return np.stack(
             [

@@ -19,7 +19,7 @@ What is pasted (`REGIONS`, beyond the paper for "mouth"):
 - "face": the whole refined face (paper 000: the generated face replaces the real one);
 - "mouth": only the region speech moves -- mouth, jaw, lower cheeks -- as a soft mask that
   follows the fitted mesh (`speech_region_weights`, drawn at each frame's pose by
-  `visualize.render_weights`, holes filled by `region_alpha`). With the background matched,
+  `visualize.render_fit_weighted`, holes filled by `region_alpha`). With the background matched,
   the real frame already holds the target's eyes, blinks, skin and hair at (nearly) the
   rendered pose; only the lower face is replaced.
 """
@@ -85,6 +85,18 @@ def speech_region_weights(model) -> np.ndarray:
     return (t * t * (3.0 - 2.0 * t)).astype(np.float32)
 
 
+def filled_hull(on: np.ndarray) -> np.ndarray:
+    """[S, S] bool: the filled convex hull of the True pixels of `on` [S, S] (all False if
+    none). The face mesh has holes at the eyes and the mouth, where the generator paints eyes
+    and teeth that must be pasted too."""
+    on = np.asarray(on, bool)
+    hull = np.zeros(on.shape, np.uint8)
+    points = cv2.findNonZero(on.astype(np.uint8))
+    if points is not None:
+        cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
+    return hull > 0
+
+
 def region_alpha(weights: np.ndarray, mask: np.ndarray, grow: float = 0.03) -> np.ndarray:
     """The soft paste mask [S, S] float32 in [0, 1] of a rendered weight image.
 
@@ -101,12 +113,9 @@ def region_alpha(weights: np.ndarray, mask: np.ndarray, grow: float = 0.03) -> n
     r = max(1, int(round(grow * s)))
     w = np.asarray(weights, np.float32)
     on = np.asarray(mask) > 0
-    points = cv2.findNonZero(on.astype(np.uint8))
-    if points is None:
+    if not on.any():
         return np.zeros_like(w)
-    hull = np.zeros(on.shape, np.uint8)
-    cv2.fillConvexPoly(hull, cv2.convexHull(points), 1)
-    holes = (hull > 0) & ~on
+    holes = filled_hull(on) & ~on
     if holes.any():
         # Grey dilation until every hole pixel has a value from the mesh around it.
         filled, reach = w.copy(), on.copy()
