@@ -41,6 +41,25 @@ def test_uncrop_inverts_apply_crop():
     assert not back[:5].any() and not back[:, :15].any()  # outside the crop: zero
 
 
+@pytest.mark.parametrize(
+    "params", [(1080, 1920, 0.27, -127.4, 27.5), (640, 360, 1.94, -90.6, 53.9), (256, 256, 1, 0, 0)]
+)
+def test_uncrop_in_the_crops_window_equals_the_whole_frames_drawing(params):
+    """`crop_box` holds everything `uncrop` draws; drawing only that window gives the same
+    values (to OpenCV's 1/32-pixel fixed-point sampling)."""
+    params = np.array(params, np.float32)
+    w, h = int(params[0]), int(params[1])
+    crop = np.random.default_rng(0).uniform(0.5, 1.0, (64, 64, 2)).astype(np.float32)
+    whole = paste.uncrop(crop, params, (w, h))
+    x0, y0, x1, y1 = paste.crop_box(params, 64, (w, h))
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h
+    outside = whole.copy()
+    outside[y0:y1, x0:x1] = 0
+    assert not outside.any() and whole.any()
+    window = paste.uncrop(crop, params, (w, h), (x0, y0, x1, y1))
+    np.testing.assert_allclose(window, whole[y0:y1, x0:x1], atol=0.03)
+
+
 @pytest.mark.parametrize("mode", paste.MODES)
 def test_paste_changes_only_the_face(mode):
     frame = _frame()

@@ -42,18 +42,48 @@ def _crop_affine(params: np.ndarray) -> np.ndarray:
     return np.array([[scale, 0.0, tx + offset], [0.0, scale, ty + offset]])
 
 
-def uncrop(crop: np.ndarray, params: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+def crop_box(
+    params: np.ndarray, size: int, frame_size: tuple[int, int], margin: int = 0
+) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the frame pixels [y0:y1, x0:x1] an S x S crop covers (`uncrop` is zero
+    outside them), grown by `margin` pixels and clipped to the frame of (width, height).
+    Working in this window instead of the whole frame is what keeps a 1080p frame cheap."""
+    a = _crop_affine(params)  # frame -> crop
+    scale = a[0, 0]
+    lo = (np.array([-1.0, -1.0]) - a[:, 2]) / scale  # the crop's corners, one pixel out
+    hi = (np.array([size, size], float) - a[:, 2]) / scale
+    w, h = (int(x) for x in frame_size)
+    x0, y0 = (int(np.floor(v)) - margin for v in lo)
+    x1, y1 = (int(np.ceil(v)) + 1 + margin for v in hi)
+    return max(x0, 0), max(y0, 0), min(max(x1, 0), w), min(max(y1, 0), h)
+
+
+def uncrop(
+    crop: np.ndarray,
+    params: np.ndarray,
+    frame_size: tuple[int, int],
+    box: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
     """The crop drawn at its place in a frame of (width, height); zero outside it.
 
     Args:
       crop: [S, S, C] or [S, S] (any dtype OpenCV warps).
       params: [5] the crop transform (w0, h0, scale, tx, ty) at the crop's size S.
       frame_size: (width, height) of the frame.
+      box: optional (x0, y0, x1, y1) (`crop_box`): only that window of the frame is drawn,
+        [y1 - y0, x1 - x0, ...], equal to the whole frame's drawing there.
     """
+    a = _crop_affine(params)
+    size = tuple(int(x) for x in frame_size)
+    if box is not None:
+        x0, y0, x1, y1 = box
+        a = a.copy()
+        a[:, 2] += a[:, :2] @ np.array([x0, y0], float)
+        size = (x1 - x0, y1 - y0)
     return cv2.warpAffine(
         np.ascontiguousarray(crop),
-        _crop_affine(params),
-        tuple(int(x) for x in frame_size),
+        a,
+        size,
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=0,
@@ -168,30 +198,43 @@ def paste_crop(
     if frame.dtype != np.uint8 or crop.dtype != np.uint8:
         raise InputError("paste_crop takes uint8 frames and crops")
     h, w = frame.shape[:2]
-    placed = uncrop(crop, params, (w, h))
+    # Everything happens in the window the crop covers (plus room for the feathering): the
+    # rest of the frame is left as it is.
+    box = crop_box(params, s, (w, h), margin=2 * feather + 2)
+    bx0, by0, bx1, by1 = box
+    whole = frame
+    frame = np.ascontiguousarray(frame[by0:by1, bx0:bx1])
+    h, w = frame.shape[:2]
+    if h == 0 or w == 0:
+        return whole.copy()
+    placed = uncrop(crop, params, (w, h), box)
     if np.issubdtype(mask.dtype, np.floating):
-        alpha = uncrop(np.clip(mask, 0.0, 1.0).astype(np.float32), params, (w, h))
+        alpha = uncrop(np.clip(mask, 0.0, 1.0).astype(np.float32), params, (w, h), box)
     else:
-        region = uncrop((mask > 0).astype(np.uint8) * 255, params, (w, h)) > 127
+        region = uncrop((mask > 0).astype(np.uint8) * 255, params, (w, h), box) > 127
         alpha = region.astype(np.float32)
     if feather > 0:
         kernel = np.ones((2 * feather + 1, 2 * feather + 1), np.uint8)
         alpha = cv2.erode(alpha, kernel)
     region = alpha > 0.5
+    out = whole.copy()
     if not (alpha > 0).any():
-        return frame.copy()
+        return out
     if mode == "poisson" and region.any():
         ys, xs = np.nonzero(region)
         # seamlessClone places the source's mask bounding box centred at `center`; the
-        # source is already at its place in frame coordinates, so that is the box's centre.
+        # source is already at its place in window coordinates, so that is the box's centre.
         x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
-        if x0 > 0 and y0 > 0 and x1 < w - 1 and y1 < h - 1:
+        H, W = whole.shape[:2]  # noqa: N806
+        if bx0 + x0 > 0 and by0 + y0 > 0 and bx0 + x1 < W - 1 and by0 + y1 < H - 1:
             center = ((int(x0) + int(x1) + 1) // 2, (int(y0) + int(y1) + 1) // 2)
             m = region.astype(np.uint8) * 255
-            return cv2.seamlessClone(placed, frame, m, center, cv2.NORMAL_CLONE)
+            out[by0:by1, bx0:bx1] = cv2.seamlessClone(placed, frame, m, center, cv2.NORMAL_CLONE)
+            return out
         # The face touches the frame border, where seamless cloning is undefined: feather.
     if feather > 0:
         alpha = cv2.GaussianBlur(alpha, (0, 0), sigmaX=feather / 2.0)
     alpha = alpha[..., None]
-    out = alpha * placed.astype(np.float32) + (1.0 - alpha) * frame.astype(np.float32)
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    mixed = alpha * placed.astype(np.float32) + (1.0 - alpha) * frame.astype(np.float32)
+    out[by0:by1, bx0:bx1] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return out

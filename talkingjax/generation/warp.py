@@ -135,20 +135,24 @@ def warp_frame(
     frame = np.asarray(frame)
     h, w = frame.shape[:2]
     scale = float(params[2])
-    field = paste.uncrop(np.ascontiguousarray(flow / scale, np.float32), params, (w, h))
+    # The field is zero outside the crop: it is drawn in the crop's window of the frame only.
+    bx, by, bx1, by1 = paste.crop_box(params, flow.shape[0], (w, h))
+    box = (bx, by, bx1, by1)
+    field = paste.uncrop(np.ascontiguousarray(flow / scale, np.float32), params, (w, h), box)
     if person is not None:
-        person = np.asarray(person, np.float32)
+        person = np.asarray(person, np.float32)[by:by1, bx:bx1]
         if mesh is not None:
             face = cv2.GaussianBlur((np.asarray(mesh) > 0.5).astype(np.float32), (0, 0), 1.5)
-            person = np.maximum(person, np.clip(2.0 * paste.uncrop(face, params, (w, h)), 0, 1))
+            drawn = paste.uncrop(face, params, (w, h), box)
+            person = np.maximum(person, np.clip(2.0 * drawn, 0, 1))
         field *= person[..., None]
-    moving = np.abs(field).max(axis=-1) > 1e-3
+    moving = np.abs(field).max(axis=-1) > 1e-3 if field.size else np.zeros((0, 0), bool)
     if not moving.any():
         return frame.copy()
     ys, xs = np.nonzero(moving)
-    y0, y1 = max(int(ys.min()) - 1, 0), min(int(ys.max()) + 2, h)
-    x0, x1 = max(int(xs.min()) - 1, 0), min(int(xs.max()) + 2, w)
-    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    y0, y1 = max(int(ys.min()) - 1, 0), min(int(ys.max()) + 2, by1 - by)
+    x0, x1 = max(int(xs.min()) - 1, 0), min(int(xs.max()) + 2, bx1 - bx)
+    gy, gx = np.mgrid[by + y0 : by + y1, bx + x0 : bx + x1].astype(np.float32)
     part = cv2.remap(
         frame,
         gx + field[y0:y1, x0:x1, 0],
@@ -157,7 +161,7 @@ def warp_frame(
         borderMode=cv2.BORDER_REPLICATE,
     )
     out = frame.copy()
-    out[y0:y1, x0:x1] = part
+    out[by + y0 : by + y1, bx + x0 : bx + x1] = part
     return out
 
 
