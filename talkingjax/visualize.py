@@ -166,11 +166,20 @@ def overlay_rows(crops: np.ndarray, renders: np.ndarray, masks: np.ndarray) -> n
     return np.concatenate([crop, renders, pasted], axis=2)
 
 
+def png_bytes(image: np.ndarray) -> bytes:
+    """RGB float [H, W, 3] in [0, 1] -> the bytes of a PNG file."""
+    ok, data = cv2.imencode(".png", (np.clip(image, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8))
+    if not ok:
+        raise OSError("cannot encode a PNG")
+    return data.tobytes()
+
+
 def write_png(path: str, image: np.ndarray) -> None:
     """RGB float [H, W, 3] in [0, 1] -> PNG, atomically."""
+    data = png_bytes(image)
     tmp = path + ".tmp.png"
-    if not cv2.imwrite(tmp, (np.clip(image, 0, 1)[..., ::-1] * 255 + 0.5).astype(np.uint8)):
-        raise OSError(f"cannot write {path}")
+    with open(tmp, "wb") as f:
+        f.write(data)
     os.replace(tmp, path)
 
 

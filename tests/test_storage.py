@@ -96,3 +96,19 @@ def test_a_remote_workdir_keeps_generated_data_in_a_local_cache(monkeypatch, tmp
     assert local == storage.local_data_dir("gs://bucket/elsewhere", "synthetic", dict(settings))
     assert local != storage.local_data_dir("gs://bucket/run", "synthetic", {"num_videos": 5})
     assert storage.local_data_dir("runs/x", "synthetic", settings) == "runs/x/synthetic"
+
+
+def test_evaluation_files_land_in_the_bucket_from_process_0_only(bucket, monkeypatch):
+    from talkingjax.evaluation import sync as sync_eval
+
+    result = {
+        "rows": [],
+        "threshold": {"no_confidence": 0.1, "rule": "given"},
+        "summary": sync_eval.summarise([], 0.1),
+    }
+    sync_eval.write_result("gs://bucket/run/eval", "sync", result, "title")
+    assert bucket.cat("/bucket/run/eval/sync.json").decode() == json.dumps(result, indent=1)
+    assert bucket.cat("/bucket/run/eval/sync.md").decode().startswith("#")
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    sync_eval.write_result("gs://bucket/other/eval", "sync", result, "title")
+    assert not bucket.exists("/bucket/other")

@@ -31,7 +31,6 @@ video's own frames, `train.expression.tune_frames` / `heldout_start`).
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -42,7 +41,7 @@ from talkingjax.face3d import default
 from talkingjax.face3d import model as model_lib
 from talkingjax.metrics.mouth import mouth_opening, mouth_points
 from talkingjax.predict.expression import ExpressionPredictor
-from talkingjax.train import checkpoint
+from talkingjax.train import checkpoint, storage
 from talkingjax.train import expression as trainer
 
 METHODS = ("ours", "mean_expression", "shuffled_audio")
@@ -243,18 +242,14 @@ def evaluate_workdir(
         held, tune_mean = target_heldout(config, target)
         results["target_heldout"] = evaluate_clips(predictor, [held], tune_mean, face_model)
     out_dir = os.path.join(workdir, "eval")
-    os.makedirs(out_dir, exist_ok=True)
     name = "metrics"
     if config.data.get("split_file", ""):
         name += "_" + config.data.get("eval_part", "val")
     if step is not None:
         name += f"_{step}"
-    records.atomic_write(
-        os.path.join(out_dir, name + ".json"), lambda f: json.dump(results, f, indent=1), "w"
-    )
-    records.atomic_write(
-        os.path.join(out_dir, name + ".md"), lambda f: f.write(markdown_table(results)), "w"
-    )
+    if storage.is_writer():  # every process computed the same results; process 0 writes them
+        storage.write_json(os.path.join(out_dir, name + ".json"), results)
+        storage.write_text(os.path.join(out_dir, name + ".md"), markdown_table(results))
     return results
 
 

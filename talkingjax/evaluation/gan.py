@@ -23,18 +23,18 @@ to the one-pass figures (`refined_self_ensemble`) and shown as a column before t
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from talkingjax import visualize
-from talkingjax.data import gan_pairs, records
+from talkingjax.data import gan_pairs
 from talkingjax.errors import InputError
 from talkingjax.metrics import image as image_metrics
 from talkingjax.models import gan as gan_models
 from talkingjax.predict.gan import Refiner
 from talkingjax.train import gan as gan_train
+from talkingjax.train import storage
 
 
 def held_out(config, workdir: str) -> list[tuple[gan_pairs.PairClip, int]]:
@@ -171,12 +171,13 @@ def evaluate_workdir(
             mean["refined_self_ensemble"]["psnr"] - mean["raw_render"]["psnr"]
         )
     out_dir = out_dir or os.path.join(workdir, "eval")
-    os.makedirs(out_dir, exist_ok=True)
     files = {
         "json": os.path.join(out_dir, "gan_eval.json"),
         "strip": os.path.join(out_dir, "gan_strip.png"),
     }
-    visualize.write_png(files["strip"], np.concatenate(images, axis=0))
     body = {"clips": results, "mean": mean, "files": files}
-    records.atomic_write(files["json"], lambda f: json.dump(body, f, indent=1), "x")
+    if storage.is_writer():  # every process computed the same results; process 0 writes them
+        png = visualize.png_bytes(np.concatenate(images, axis=0))
+        storage.atomic_write(files["strip"], lambda f: f.write(png), "wb")
+        storage.write_json(files["json"], body)
     return body

@@ -10,6 +10,7 @@ workdir: the figure of real vs predicted (pattern and audio-only) angles of a fe
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 
@@ -18,6 +19,7 @@ import numpy as np
 from talkingjax.evaluation import pose_table
 from talkingjax.metrics import pose as pose_metrics
 from talkingjax.predict.peers import YI2022_NAME
+from talkingjax.train import storage
 
 
 def plot_curves(curves: list[dict], fps: float, path: str, rows: tuple[str, ...]) -> None:
@@ -51,7 +53,7 @@ def plot_curves(curves: list[dict], fps: float, path: str, rows: tuple[str, ...]
             ax.set_ylabel("deg", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, format="png")
     plt.close(fig)
 
 
@@ -71,8 +73,10 @@ def evaluate_workdir(
     out_dir = out_dir or os.path.join(workdir, "eval")
     rows = (YI2022_NAME, pose_table.AUDIO_ONLY.format(YI2022_NAME))
     curves = [c for c in results["curves"] if all(r in c for r in rows)]
-    if curves:
-        tmp = os.path.join(out_dir, "pose_curves.tmp.png")
-        plot_curves(curves, results["fps"], tmp, rows)
-        os.replace(tmp, os.path.join(out_dir, "pose_curves.png"))
+    if curves and storage.is_writer():
+        png = io.BytesIO()
+        plot_curves(curves, results["fps"], png, rows)
+        storage.atomic_write(
+            os.path.join(out_dir, "pose_curves.png"), lambda f: f.write(png.getvalue()), "wb"
+        )
     return results

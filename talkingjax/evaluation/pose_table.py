@@ -97,7 +97,7 @@ from talkingjax.metrics import pose as pose_metrics
 from talkingjax.metrics import pose_classifier, pose_peers
 from talkingjax.predict.head_motion import HeadMotionPredictor
 from talkingjax.predict.peers import load_predictor
-from talkingjax.train import checkpoint
+from talkingjax.train import checkpoint, storage
 from talkingjax.train import head_motion as trainer
 from talkingjax.video.reconstruct import smooth_pose
 
@@ -607,13 +607,6 @@ def markdown_table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: str, text: str) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _data_identity(config) -> dict:
     """What decides the clips a workdir trained on (not how it windowed them)."""
     data = config.data
@@ -708,11 +701,11 @@ def evaluate_workdirs(
     if split_file:
         results["skipped"] += _not_in_records(config, part, test_clips)
     results["part"] = part
-    results["workdirs"] = [os.path.abspath(w) for w in workdirs]
+    results["workdirs"] = [str(storage.path(w)) for w in workdirs]
     out_dir = out_dir or os.path.join(workdirs[0], "eval")
-    os.makedirs(out_dir, exist_ok=True)
     curves = results.pop("curves")
-    _write_atomic(os.path.join(out_dir, "pose_table.json"), json.dumps(results, indent=1))
-    _write_atomic(os.path.join(out_dir, "pose_table.md"), markdown_table(results))
+    if storage.is_writer():  # every process computed the same table; process 0 writes it
+        storage.write_json(os.path.join(out_dir, "pose_table.json"), results)
+        storage.write_text(os.path.join(out_dir, "pose_table.md"), markdown_table(results))
     results["curves"] = curves
     return results

@@ -35,11 +35,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from talkingjax.data import records
 from talkingjax.data import sync as sync_data
 from talkingjax.errors import InputError
 from talkingjax.predict.sync import PROTOCOLS, SyncScorer, write_instrument
-from talkingjax.train import checkpoint
+from talkingjax.train import checkpoint, storage
 
 SHIFTS = (-6, -3, 3, 6)
 TOLERANCE = 1  # frames
@@ -332,15 +331,12 @@ def heldout_clips(config, part: str, root: str | None = None, split: str | None 
 
 
 def write_result(out_dir: str, name: str, result: dict, title: str) -> None:
-    os.makedirs(out_dir, exist_ok=True)
-    records.atomic_write(
-        os.path.join(out_dir, f"{name}.json"),
-        lambda f: f.write(json.dumps(result, indent=1)),
-        mode="w",
-    )
-    records.atomic_write(
-        os.path.join(out_dir, f"{name}.md"), lambda f: f.write(markdown(result, title)), mode="w"
-    )
+    """`<out_dir>/<name>.json` and `.md`, local or a URI, written by process 0 only (every
+    process computed the same result)."""
+    if not storage.is_writer():
+        return
+    storage.write_json(os.path.join(out_dir, f"{name}.json"), result)
+    storage.write_text(os.path.join(out_dir, f"{name}.md"), markdown(result, title))
 
 
 def evaluate_workdir(
