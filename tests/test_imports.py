@@ -32,7 +32,7 @@ PACKAGES = ("talkingjax", "experiments")
 BOTTOM = frozenset(
     {
         "models", "losses", "data", "face3d", "render", "video", "metrics", "audio", "geometry",
-        "errors", "visualize", "progress", "console", "compilation_cache",
+        "errors", "visualize", "progress", "console", "compilation_cache", "user_cache",
     }
 )  # fmt: skip
 LAYERS = (("experiments",), ("evaluation",), ("generation",), ("predict",), ("train",), BOTTOM)

@@ -14,10 +14,11 @@ import os
 import shutil
 from collections.abc import Callable
 
+from talkingjax import user_cache
 from talkingjax.errors import InputError
 from talkingjax.train import runner
 
-DEFAULT_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "talkingjax")
+DEFAULT_CACHE = user_cache.path()
 
 
 def hash_file(h, path: str) -> None:

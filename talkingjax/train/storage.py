@@ -23,6 +23,7 @@ from collections.abc import Callable
 import jax
 from etils import epath
 
+from talkingjax import user_cache
 from talkingjax.data import records
 
 
@@ -109,5 +110,4 @@ def local_data_dir(workdir: str, name: str, settings: dict) -> str:
     if not is_remote(workdir):
         return os.path.join(workdir, name)
     key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(cache, "talkingjax", "generated", f"{name}-{key}")
+    return user_cache.path("generated", f"{name}-{key}")
