@@ -30,5 +30,9 @@ setuptools.setup(
         "matplotlib>=3.7",
         "soundfile>=0.12",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6", "ruff>=0.6"]},
+    extras_require={
+        "test": ["pytest>=8", "pytest-xdist>=3.6", "ruff>=0.6"],
+        # benchmarks/side_by_side.py only: PyTorch on the same shapes (a CPU wheel will do)
+        "bench": ["torch>=2.5"],
+    },
 )

@@ -18,6 +18,21 @@ def best_of(fn, repeats: int) -> tuple[float, list[float]]:
     return min(times), times
 
 
+def matmul_rates(size: int = 2048) -> dict[str, float]:
+    """GFLOP/s of a [size, size] x [size, size] product: float32, and bfloat16 operands with
+    float32 sums (the `model.matmul_dtype="bfloat16"` products); best of 5."""
+    import jax.numpy as jnp
+
+    out = {}
+    for name, dtype in (("float32", jnp.float32), ("bfloat16", jnp.bfloat16)):
+        a = jnp.ones((size, size), dtype)
+        f = jax.jit(lambda a: jnp.matmul(a, a, preferred_element_type=jnp.float32))
+        f(a).block_until_ready()
+        best, _ = best_of(lambda f=f, a=a: f(a), 5)
+        out[name] = 2 * size**3 / best / 1e9
+    return out
+
+
 def time_update(update, state, batch, repeats: int, warmup: int = 2):
     """Compiles a donating `update(state, batch) -> (state, metrics)` and times its steps.
 

@@ -129,9 +129,10 @@ def test_real_variant_config_loads_for_ours_and_the_peers():
     assert c.data.window_seconds < 12.0 and c.eval.reference_seconds < 12.0
     assert c.eval.retrieval_window_seconds == c.eval.reference_seconds
     assert c.train.init_from == pose_config.SYNTHETIC_POSE
-    # The tiny model: the shipped synthetic model's config, so init_from fits.
+    # The tiny model: the shipped synthetic model's config, so init_from fits (matmul_dtype,
+    # a compute setting the shipped config predates, defaults to float32).
     shipped = json.loads(open(f"{pose_config.SYNTHETIC_POSE}/config.json").read())["model"]
-    assert json.loads(c.model.to_json()) == shipped
+    assert json.loads(c.model.to_json()) == {**shipped, "matmul_dtype": "float32"}
     for peer in (a2h_config, posegan_config):
         p = peer.get_config("real")
         assert p.data.root == c.data.root and p.data.split_file == c.data.split_file
@@ -206,6 +207,7 @@ def test_init_from_restores_the_source_and_refuses_another_model(dataset, source
     c = _config(dataset)
     c.seed = 5  # a fresh init would differ
     c.train.init_from = source
+    c.model.matmul_dtype = "bfloat16"  # a compute setting: the float32 source still fits
     state = head_motion.train(c, str(tmp_path / "w"), stop_after=0)
     got = _leaves(state.params) + _leaves(state.batch_stats)
     ref = _leaves(want["params"]) + _leaves(want["batch_stats"])

@@ -126,6 +126,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.model.pose_scale = 0.1  # networks see pose / 0.1; 1.0 = the reference's raw values
     c.model.mfcc_scale = 1.0  # MFCC rows times this into the decoder LSTM (1.0 = raw)
     c.model.encoder_chrono_steps = 300  # chrono init of the encoder LSTM (0 = forget bias 1)
+    # Operand dtype of the LSTM products and convolutions (sums and parameters stay float32):
+    # "bfloat16" trains the paper-size model faster on AMX / AVX-512 BF16 CPUs, GPUs and TPUs
+    # (benchmarks/pose_speed.py; val check in the README's speed section).
+    c.model.matmul_dtype = "float32"
 
     c.loss = ml_collections.ConfigDict()
     c.loss.tau = 2.0

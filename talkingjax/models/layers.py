@@ -25,7 +25,9 @@ with the machine's state): paper decoder (B=16, T=1224, D=13) 2.0-2.8 s -> 1.4-1
 cores free and 3.1-4.1 s -> 2.0-2.1 s pinned to one core; encoder (B=48, T=300, D=6, loss on
 the final states) 1.2-1.6 s -> 0.9-1.0 s and 2.2 s -> 1.5 s; the joint training step of
 `benchmarks/pose_speed.py` 6.0 s -> 4.5 s (two cores) and 10.0 s -> 7.8 s (one core).
-Results match the autodiff scan to float32 rounding. Tried and dropped:
+With `matmul_dtype="bfloat16"` every product takes bfloat16 operands and float32 sums (the
+per-step backward product excepted: see `_lstm_layer_bwd`). Results match the autodiff scan
+to float32 rounding (float32). Tried and dropped:
 `scan(unroll=2..16)` (slower), a wavefront over layers (one scan, all layers per step: 5%
 faster for the decoder with two free cores, slower on one core and for the encoder),
 one merged GEMM for dW_ih and dW_hh, and moving the input projection into the scan.
@@ -37,6 +39,9 @@ reverse-mode differentiation (`grad`, `vjp`) but not forward mode (`jvp`, `jacfw
 """
 
 from __future__ import annotations
+
+import functools
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -55,7 +60,53 @@ def _gate_affine(hidden: int, dtype):
     return scale, shift
 
 
-def _forward(x, w_ih, b, w_hh, mask, residuals: bool):
+def matmul(a: jnp.ndarray, b: jnp.ndarray, dtype=None) -> jnp.ndarray:
+    """`a @ b` of 2-D arrays, or with the operands rounded to `dtype` and float32 sums.
+
+    On CPUs with AMX / AVX-512 BF16 (and on GPUs and TPUs) a bfloat16 x bfloat16 -> float32
+    product runs several times faster than a float32 one; the sums stay float32, so only
+    the operands lose precision (8 bits of mantissa). The gradient products round the
+    incoming gradient to `dtype` the same way (plain autodiff would run them in float32).
+    `dtype` None is the plain product.
+    """
+    if dtype is None:
+        return a @ b
+    return _mixed_matmul(a, b, dtype)
+
+
+def _mixed(a, b, dtype):
+    return jnp.matmul(a.astype(dtype), b.astype(dtype), preferred_element_type=jnp.float32)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _mixed_matmul(a, b, dtype):
+    return _mixed(a, b, dtype)
+
+
+def _mixed_matmul_fwd(a, b, dtype):
+    a_lo, b_lo = a.astype(dtype), b.astype(dtype)
+    # Zero-size markers carry the operands' dtypes (residuals must be arrays).
+    return _mixed(a_lo, b_lo, dtype), (
+        a_lo,
+        b_lo,
+        jnp.zeros((0,), a.dtype),
+        jnp.zeros((0,), b.dtype),
+    )
+
+
+def _mixed_matmul_bwd(dtype, res, g):
+    a_lo, b_lo, a_like, b_like = res
+    g_lo = g.astype(dtype)
+    return (
+        _mixed(g_lo, b_lo.T, dtype).astype(a_like.dtype),
+        _mixed(a_lo.T, g_lo, dtype).astype(b_like.dtype),
+    )
+
+
+_mixed_matmul.defvjp(_mixed_matmul_fwd, _mixed_matmul_bwd)
+
+
+def _forward(x, w_ih, b, w_hh, mask, residuals: bool, dtype=None):
     """Runs one layer.
 
     Args:
@@ -63,6 +114,7 @@ def _forward(x, w_ih, b, w_hh, mask, residuals: bool):
       w_ih, b, w_hh: the layer's parameters.
       mask: None or bool [T, B, 1]; masked steps keep the previous state.
       residuals: also compute what the backward needs (skipped when not differentiating).
+      dtype: operand dtype of the matrix products (`matmul`); None = float32.
 
     Returns:
       hs [T, B, H] (the state after every step, i.e. the outputs), h_last, c_last, and the
@@ -73,12 +125,13 @@ def _forward(x, w_ih, b, w_hh, mask, residuals: bool):
     scale, shift = _gate_affine(hidden, w_hh.dtype)
     # The bias is added inside the step (fused there for free) rather than in another pass
     # over this [T, B, 4H] array.
-    proj = (x.reshape(steps * batch, d_in) @ w_ih).reshape(steps, batch, 4 * hidden)
+    proj = matmul(x.reshape(steps * batch, d_in), w_ih, dtype).reshape(steps, batch, 4 * hidden)
+    w_rec = w_hh if dtype is None else w_hh.astype(dtype)  # cast once, not per step
 
     def step(carry, inp):
         h, c, buf = carry
         t, m = inp
-        pre = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False) + b + h @ w_hh
+        pre = jax.lax.dynamic_index_in_dim(buf, t, keepdims=False) + b + matmul(h, w_rec, dtype)
         th = jnp.tanh(pre * scale)
         i, f, g, o = jnp.split(th * scale + shift, 4, axis=-1)
         c_new = f * c + i * g
@@ -110,19 +163,21 @@ def _forward(x, w_ih, b, w_hh, mask, residuals: bool):
     return hs, h_last, c_last, (factors, extra)
 
 
-@jax.custom_vjp
-def _lstm_layer(x, w_ih, b, w_hh, mask):
-    """One LSTM layer: [T, B, D] -> (hs [T, B, H], h_last, c_last)."""
-    hs, h_last, c_last, _ = _forward(x, w_ih, b, w_hh, mask, residuals=False)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
+def _lstm_layer(x, w_ih, b, w_hh, mask, dtype=None):
+    """One LSTM layer: [T, B, D] -> (hs [T, B, H], h_last, c_last); `dtype` as `matmul`."""
+    hs, h_last, c_last, _ = _forward(x, w_ih, b, w_hh, mask, residuals=False, dtype=dtype)
     return hs, h_last, c_last
 
 
-def _lstm_layer_fwd(x, w_ih, b, w_hh, mask):
-    hs, h_last, c_last, (factors, extra) = _forward(x, w_ih, b, w_hh, mask, residuals=True)
+def _lstm_layer_fwd(x, w_ih, b, w_hh, mask, dtype):
+    hs, h_last, c_last, (factors, extra) = _forward(
+        x, w_ih, b, w_hh, mask, residuals=True, dtype=dtype
+    )
     return (hs, h_last, c_last), (x, w_ih, w_hh, mask, hs, factors, extra)
 
 
-def _lstm_layer_bwd(res, cts):
+def _lstm_layer_bwd(dtype, res, cts):
     x, w_ih, w_hh, mask, hs, factors, extra = res
     d_hs, d_h_last, d_c_last = cts
     steps, batch, d_in = x.shape
@@ -146,6 +201,9 @@ def _lstm_layer_bwd(res, cts):
         dgates = dgates * jax.lax.dynamic_index_in_dim(buf, t, keepdims=False)
         # The factors of step t are used up: store the gate gradients in their place.
         buf = jax.lax.dynamic_update_index_in_dim(buf, dgates, t, 0)
+        # float32 product even with `dtype`: a bfloat16 cast of dgates here fuses with the
+        # read of buf[t], and XLA then copies the whole buffer every step to update it in
+        # place (25x slower at the paper size); the GEMMs after the loop use `dtype`.
         dh_prev = dgates @ w_hh_t
         dc_prev = dc_tot * f
         if m is not None:
@@ -161,15 +219,83 @@ def _lstm_layer_bwd(res, cts):
     )
     # Weight gradients: one GEMM each over all T * B rows instead of per-step accumulation.
     dg = dgates.reshape(steps * batch, 4 * hidden)
-    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]], axis=0)
-    d_w_hh = h_prev.reshape(steps * batch, hidden).T @ dg
-    d_w_ih = x.reshape(steps * batch, d_in).T @ dg
     d_b = jnp.sum(dg, axis=0)
-    d_x = (dg @ w_ih.T).reshape(steps, batch, d_in)
+    if dtype is not None:
+        dg = dg.astype(dtype)  # once for the three GEMMs
+    h_prev = jnp.concatenate([jnp.zeros_like(hs[:1]), hs[:-1]], axis=0)
+    d_w_hh = matmul(h_prev.reshape(steps * batch, hidden).T, dg, dtype)
+    d_w_ih = matmul(x.reshape(steps * batch, d_in).T, dg, dtype)
+    d_x = matmul(dg, w_ih.T, dtype).reshape(steps, batch, d_in)
     return d_x, d_w_ih, d_b, d_w_hh, None
 
 
 _lstm_layer.defvjp(_lstm_layer_fwd, _lstm_layer_bwd)
+
+
+def operand_dtype(name):
+    """None for float32 (the plain products), else the numpy dtype (hashable, static)."""
+    if name is None or jnp.dtype(name) == jnp.float32:
+        return None
+    return jnp.dtype(name)
+
+
+def conv1d_matmul(lhs, rhs, window_strides, padding, *args, dtype=None, **kwargs):
+    """`lax.conv_general_dilated` for 1-D NWC convolutions, written as one matrix product.
+
+    A drop-in for flax `nn.Conv(conv_general_dilated=...)` (use `functools.partial(
+    conv1d_matmul, dtype=...)`). With kernel K and stride s dividing K, the input is cut into
+    blocks of s rows and output f reads blocks f .. f + K/s - 1, so the convolution is
+    [B * F, K * C_in] @ [K * C_in, C_out] over those blocks laid side by side; the product
+    then runs as `matmul(..., dtype)` (bfloat16 operands, float32 sums, the fast path of
+    AMX / AVX-512 BF16 CPUs, which XLA takes for dots but not for convolutions). Other
+    layouts (dilation, groups, s not dividing K) fall back to `lax.conv_general_dilated`
+    with bfloat16 operands and float32 results.
+    """
+    plain = (
+        lhs.ndim == 3
+        and rhs.shape[0] % window_strides[0] == 0
+        and kwargs.get("feature_group_count", 1) == 1
+        and all(tuple(kwargs.get(k) or (1,)) == (1,) for k in ("lhs_dilation", "rhs_dilation"))
+        and _is_nwc(kwargs.get("dimension_numbers"))
+    )
+    if not plain:
+        cast = (lambda v: v) if dtype is None else (lambda v: v.astype(dtype))
+        return jax.lax.conv_general_dilated(
+            cast(lhs),
+            cast(rhs),
+            window_strides,
+            padding,
+            *args,
+            preferred_element_type=jnp.float32,
+            **kwargs,
+        )
+    kernel, c_in, c_out = rhs.shape
+    stride = window_strides[0]
+    if isinstance(padding, str):
+        padding = jax.lax.padtype_to_pads(lhs.shape[1:2], rhs.shape[:1], window_strides, padding)
+    ((lo, hi),) = padding
+    x = jnp.pad(lhs, ((0, 0), (lo, hi), (0, 0)))
+    frames = (x.shape[1] - kernel) // stride + 1
+    per = kernel // stride  # blocks each output reads
+    blocks = x[:, : (frames + per - 1) * stride].reshape(
+        x.shape[0], frames + per - 1, stride * c_in
+    )
+    cols = jnp.concatenate([blocks[:, j : j + frames] for j in range(per)], axis=-1)
+    out = matmul(cols.reshape(-1, kernel * c_in), rhs.reshape(kernel * c_in, c_out), dtype)
+    return out.reshape(lhs.shape[0], frames, c_out)
+
+
+def _is_nwc(dimension_numbers) -> bool:
+    """Whether `lax.ConvDimensionNumbers` say NWC input, WIO kernel, NWC output."""
+    if dimension_numbers is None:
+        return False
+    if isinstance(dimension_numbers, jax.lax.ConvDimensionNumbers):
+        return (
+            tuple(dimension_numbers.lhs_spec) == (0, 2, 1)
+            and tuple(dimension_numbers.rhs_spec) == (2, 1, 0)
+            and tuple(dimension_numbers.out_spec) == (0, 2, 1)
+        )
+    return tuple(dimension_numbers) == ("NWC", "WIO", "NWC")
 
 
 def _vary_like(w, x):
@@ -190,11 +316,14 @@ class StackedLSTM(nn.Module):
       hidden: state size of every layer.
       num_layers: depth.
       chrono_steps: if set, chrono initialisation of the gate biases (see `_bias_init`).
+      matmul_dtype: operand dtype of every matrix product, forward and backward (`matmul`):
+        None (float32) or e.g. "bfloat16"; parameters, state and sums stay float32.
     """
 
     hidden: int
     num_layers: int
     chrono_steps: int | None = None
+    matmul_dtype: Any = None
 
     def _bias_init(self, key, shape, dtype=jnp.float32):
         """Gate biases: forget gate 1, or "chrono" initialisation for long memories.
@@ -243,6 +372,8 @@ class StackedLSTM(nn.Module):
             )
             b = self.param(f"b_{layer}", self._bias_init, (4 * self.hidden,))
             w_ih, b, w_hh = (_vary_like(w, h_seq) for w in (w_ih, b, w_hh))
-            h_seq, h_last, c_last = _lstm_layer(h_seq, w_ih, b, w_hh, mask)
+            h_seq, h_last, c_last = _lstm_layer(
+                h_seq, w_ih, b, w_hh, mask, operand_dtype(self.matmul_dtype)
+            )
             finals.append((h_last, c_last))
         return jnp.swapaxes(h_seq, 0, 1), tuple(finals)

@@ -189,20 +189,29 @@ def read_msgpack_like(path: str, target) -> Any:
     return jax.tree.map(lambda x, t: np.asarray(x, t.dtype), restored, target)
 
 
+def parameter_shaping(model_config) -> dict:
+    """The fields of a `config.model` that shape parameters, as plain JSON values.
+
+    Left out: fields naming a dropout (`dropout`, `dropout_blocks`, `state_dropout`, ...) and
+    `matmul_dtype` (compute settings). Through JSON, so that a list and a tuple of the same
+    values compare equal.
+    """
+    return {
+        k: v
+        for k, v in json.loads(model_config.to_json()).items()
+        if "dropout" not in k and k != "matmul_dtype"
+    }
+
+
 def source_variables(trainer: Trainer, source: str, config) -> dict:
     """The variables of another run's workdir (`finetune.init_from`) to start a fine-tune from.
 
-    The source's `model` config must equal `config.model` (else `InputError`), so its
-    parameters fit. Fields naming a dropout (`dropout`, `dropout_blocks`, `state_dropout`, ...)
-    are exempt: they shape no parameter, and a fine-tune may train without the pretraining's
-    dropout.
+    The source's `model` config must equal `config.model` in the fields that shape
+    parameters (`parameter_shaping`; else `InputError`): a fine-tune may train without the
+    pretraining's dropout or in another precision.
     """
     source_config, variables = load_variables(trainer, source)
-    # Through JSON, so that a list and a tuple of the same values compare equal.
-    theirs, ours = (
-        {k: v for k, v in json.loads(c.model.to_json()).items() if "dropout" not in k}
-        for c in (source_config, config)
-    )
+    theirs, ours = (parameter_shaping(c.model) for c in (source_config, config))
     if theirs != ours:
         raise InputError(f"init_from {source} has model {theirs}; this config {ours}")
     return variables
