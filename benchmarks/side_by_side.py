@@ -1,11 +1,13 @@
-"""talkingjax and PyTorch on the same head-motion shapes, in one run on this machine.
+"""talkingjax and PyTorch on the same models and shapes, in one run on this machine.
 
   python benchmarks/side_by_side.py [--rounds 2] [--steps 3]
 
-Runs `benchmarks/pose_speed.py` (talkingjax: float32 and bfloat16 products) and
+Head motion: `benchmarks/pose_speed.py` (talkingjax: float32 and bfloat16 products) and
 `benchmarks/torch_pose.py` (PyTorch eager, the same network and step: float32, and under
-bfloat16 autocast) as separate processes, alternating, `rounds` times each, and prints one JSON
-object with each side's best time and the ratios. Needs the `bench` extra (a CPU torch wheel:
+bfloat16 autocast). Expression: `benchmarks/expression_speed.py` (float32) and
+`benchmarks/torch_expression.py` (float32 and bfloat16 autocast). Each script runs as its own
+process, alternating, `rounds` times each; prints one JSON object with each side's best time
+and the ratios. Needs the `bench` extra (a CPU torch wheel:
 `pip install -e .[bench]`); without torch it says so and exits 2.
 
 Both sides flush denormal floats to zero (XLA's CPU default; `torch_pose.py` sets it, without
@@ -55,10 +57,16 @@ def main():
         sys.exit(2)
     steps = ["--steps", str(args.steps)]
     jax_runs, torch_runs, torch_bf16_runs = [], [], []
+    jax_exp, torch_exp, torch_exp_bf16 = [], [], []
     for _ in range(args.rounds):
         jax_runs.append(_run("pose_speed.py", *steps))
         torch_runs.append(_run("torch_pose.py", *steps))
         torch_bf16_runs.append(_run("torch_pose.py", *steps, "--bfloat16"))
+        jax_exp.append(_run("expression_speed.py", *steps, "--chunks", "256,0"))
+        torch_exp.append(_run("torch_expression.py", *steps))
+        torch_exp_bf16.append(_run("torch_expression.py", *steps, "--bfloat16"))
+    ej, ep, ep16 = (_best(r, "train_step_s") for r in (jax_exp, torch_exp, torch_exp_bf16))
+    eij, eip, eip16 = (_best(r, "inference_s") for r in (jax_exp, torch_exp, torch_exp_bf16))
     tj32 = _best(jax_runs, "train_float32", "train_step_s")
     tj16 = _best(jax_runs, "train_bfloat16", "train_step_s")
     tp32 = _best(torch_runs, "train_step_s")
@@ -96,10 +104,26 @@ def main():
                     "pytorch": ip,
                     "pytorch_over_talkingjax": ip / ij,
                 },
+                "expression_train_step_b16x16_s": {
+                    "talkingjax_float32": ej,
+                    "pytorch_float32": ep,
+                    "pytorch_bfloat16_autocast": ep16,
+                    "pytorch_over_talkingjax": ep / ej,
+                    "pytorch_autocast_over_talkingjax": ep16 / ej,
+                },
+                "expression_inference_60s_speech_s": {
+                    "talkingjax_float32": eij,
+                    "pytorch_float32": eip,
+                    "pytorch_bfloat16_autocast": eip16,
+                    "pytorch_over_talkingjax": eip / eij,
+                },
                 "runs": {
                     "talkingjax": jax_runs,
                     "pytorch": torch_runs,
                     "pytorch_bfloat16": torch_bf16_runs,
+                    "talkingjax_expression": jax_exp,
+                    "pytorch_expression": torch_exp,
+                    "pytorch_expression_bfloat16": torch_exp_bf16,
                 },
             },
             indent=1,
