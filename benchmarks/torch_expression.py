@@ -15,9 +15,9 @@ Inference: 60 s of speech (1500 windows) through the encoder in one batch, then 
 
 import argparse
 import json
-import time
 
 import torch
+import torch_common
 from torch import nn
 
 
@@ -62,15 +62,6 @@ def loss_fn(out, exp, pose):
     )
 
 
-def best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=3)
@@ -79,8 +70,7 @@ def main():
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--bfloat16", action="store_true", help="under torch.autocast bfloat16")
     args = p.parse_args()
-    torch.set_flush_denormal(True)  # as XLA on CPU (see torch_pose.py)
-    torch.manual_seed(0)
+    torch_common.setup()
     model = Regressor()
     opt = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
     windows = 10.0 * torch.randn(args.batch, args.frames, 28, 12)
@@ -96,7 +86,7 @@ def main():
         return float(loss.detach())
 
     train_step()
-    step_s, step_times = best_of(train_step, args.steps)
+    step_s, step_times = torch_common.best_of(train_step, args.steps)
     model.eval()
     speech = 10.0 * torch.randn(1, int(args.seconds * 25), 28, 12)
 
@@ -105,7 +95,7 @@ def main():
             return model(speech)
 
     infer()
-    infer_s, _ = best_of(infer, 3)
+    infer_s, _ = torch_common.best_of(infer, 3)
     print(
         json.dumps(
             {

@@ -19,10 +19,10 @@ frames), Eq. 4, Eq. 1 and Eq. 5 (margin 2), global-norm clipping, Adam.
 """
 
 import json
-import time
 
 import pose_shapes
 import torch
+import torch_common
 from torch import nn
 
 WINDOW_ROWS = 28  # talkingjax.audio.WINDOW_ROWS: 280 ms of 100 Hz MFCC rows
@@ -114,26 +114,13 @@ def joint_loss(encoder, decoder, pose, mfcc):
     )
 
 
-def best_of(fn, repeats):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), times
-
-
 def main():
     p = pose_shapes.parser(__doc__.splitlines()[0])
     p.add_argument(
         "--bfloat16", action="store_true", help="train under torch.autocast('cpu', bfloat16)"
     )
     args = p.parse_args()
-    # XLA on CPU flushes denormal floats to zero; PyTorch keeps them unless told. The
-    # encoder's gradient, entering only through the final LSTM states, decays through 300
-    # steps into denormals, and without flushing the step takes ~12 s instead of ~0.8 s here.
-    torch.set_flush_denormal(True)
-    torch.manual_seed(0)
+    torch_common.setup()
     encoder, decoder = Encoder(), Decoder()
     params = [*encoder.parameters(), *decoder.parameters()]
     opt = torch.optim.Adam(params, lr=1e-4)
@@ -151,7 +138,7 @@ def main():
         return float(loss.detach())
 
     train_step()  # warm-up: allocations, oneDNN primitive creation
-    step_s, step_times = best_of(train_step, args.steps)
+    step_s, step_times = torch_common.best_of(train_step, args.steps)
 
     encoder.eval()
     decoder.eval()
@@ -164,7 +151,7 @@ def main():
             return decoder(speech, encoder(ref)[:, None])
 
     infer()
-    infer_s, _ = best_of(infer, 3)
+    infer_s, _ = torch_common.best_of(infer, 3)
     print(
         json.dumps(
             {
