@@ -16,24 +16,25 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
 from absl import flags
 
 from experiments import cli
 from talkingjax.data import records
 from talkingjax.errors import InputError
+from talkingjax.evaluation import reconstruction
 
 _RUNS = flags.DEFINE_multi_string("run", None, "LABEL:DIR of an eval_reconstruction run.")
 _OUT = flags.DEFINE_string("out", None, "Output path without extension.")
 _ROW = flags.DEFINE_string("row", "pipeline", "The reconstruction row to read.")
 
-# (key of a clip's row, markdown header, format) of the mean columns.
-MEANS = (
-    ("face_psnr_db", "face PSNR dB", "{:.2f}"),
-    ("face_ssim", "face SSIM", "{:.3f}"),
-    ("mouth_lmd", "mouth LMD %", "{:.2f}"),
-    ("face_cpbd", "face CPBD", "{:.3f}"),
-    ("av_confidence", "AV conf", "{:.3f}"),
+# (key of a clip's row, markdown header, format) of the mean columns: those of the
+# reconstruction table (`reconstruction.COLUMNS`) that a steps curve reads.
+_MEAN_KEYS = ("face_psnr_db", "face_ssim", "mouth_lmd", "face_cpbd", "av_confidence")
+# AV confidence with 3 decimals: between step counts it differs in the third.
+MEANS = tuple(
+    (k, h, "{:.3f}" if k == "av_confidence" else f)
+    for k, h, f in reconstruction.COLUMNS
+    if k in _MEAN_KEYS
 )
 PER_CLIP = (("face_psnr_db", "{:.2f}"), ("mouth_lmd", "{:.2f}"))
 
@@ -61,10 +62,8 @@ def curve_row(label: str, report: dict, row: str = "pipeline") -> dict:
         measures = clip["rows"][row]
         keys = [k for k, _, _ in MEANS] + ["av_offset"]
         per_clip[clip["clip_id"]] = {k: _value(measures, k) for k in keys}
-    means = {}
-    for key, _, _ in MEANS:
-        values = [c[key] for c in per_clip.values() if c[key] is not None]
-        means[key] = float(np.mean(values)) if values else None
+    summary = reconstruction.summarize(report["clips"]).get(row, {})
+    means = {key: summary.get(key) for key, _, _ in MEANS}
     offsets = [c["av_offset"] for c in per_clip.values() if c["av_offset"] is not None]
     return {
         "label": label,
